@@ -1,0 +1,130 @@
+"""Registered architectures: the public config surface of spacy-rnn.
+
+Each builder checks its settings, then assembles thinc layers from
+`spacy_rnn.layers`. Names follow spaCy's `spacy_rnn.<Thing>.v<N>`; a
+released version never changes: new behaviour gets a new version.
+"""
+from typing import List, Literal, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Linear, Logistic, Model, Softmax_v2, chain
+from thinc.types import Floats2d
+
+from .layers.rnn import PooledRNN, RNNStates
+from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
+
+CellName = Literal["rnn", "lstm", "gru"]
+ActivationName = Literal["sigmoid", "tanh", "relu"]
+
+
+@registry.architectures("spacy_rnn.RNNEncoder.v1")
+def build_rnn_encoder(
+    width: int,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """Contextual token vectors from a recurrent network, for the `encode`
+    slot of `spacy.Tok2Vec.v2`. Returns every state (h_1 … h_T) of the last layer.
+
+    width (int): Output width per token. With `bidirectional`, each direction
+        gets width/2 units and their states are concatenated.
+    depth (int): Number of stacked recurrent layers.
+    cell (str): "rnn" (Elman), "lstm" or "gru".
+    bidirectional (bool): Also read each Doc right to left.
+    dropout (float): Dropout between stacked layers (needs depth > 1).
+    activation (str): Elman cell only: "sigmoid" (h_t = σ(W x_t + U h_{t-1} + b)),
+        "tanh" or "relu".
+    """
+    check_rnn_settings("spacy_rnn.RNNEncoder.v1", cell, width, depth, bidirectional, dropout, activation)
+    return RNNStates(
+        width, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
+    )
+
+
+@registry.architectures("spacy_rnn.TextCatRNN.v1")
+def build_textcat_rnn(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    exclusive_classes: bool,
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    pooling: List[str] = ["max", "last"],
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Text classifier for spaCy's `textcat` and `textcat_multilabel`: token
+    vectors from `tok2vec`, a recurrent network, a pooling of its states, and
+    a softmax (exclusive classes) or logistic (multi-label) output layer.
+
+    tok2vec (Model): Token vectors fed to the recurrent network (an embedding
+        such as `spacy.MultiHashEmbed.v2`, a full tok2vec, or a listener).
+    exclusive_classes (bool): One class per Doc (softmax) or any number (logistic).
+    width (int): Width of the recurrent states (split in two when bidirectional).
+    depth (int): Number of stacked recurrent layers.
+    cell (str): "rnn" (Elman), "lstm" or "gru".
+    bidirectional (bool): Also read each Doc right to left.
+    dropout (float): Dropout between stacked layers (needs depth > 1).
+    activation (str): Elman cell only: "sigmoid", "tanh" or "relu".
+    pooling (List[str]): Reductions of the states, concatenated in this order:
+        "last" (the final state; both directions' when bidirectional), "mean",
+        "max", "attention".
+    nO (Optional[int]): Number of labels; inferred from the data if unset.
+    """
+    name = "spacy_rnn.TextCatRNN.v1"
+    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
+    check_pooling(name, pooling)
+    rnn = PooledRNN(
+        width, pooling, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
+    )
+    if exclusive_classes:
+        output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
+    else:
+        output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
+    model = chain(tok2vec, rnn, output_layer)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("rnn", rnn)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
+def check_rnn_settings(
+    where: str, cell: str, width: int, depth: int, bidirectional: bool, dropout: float, activation: str
+) -> None:
+    """Raise a ValueError naming the first bad setting and how to fix it."""
+    if cell not in CELLS:
+        raise ValueError(f"{where}: unknown cell {cell!r}. Set 'cell' to one of {', '.join(CELLS)}.")
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{where}: unknown activation {activation!r}. Set 'activation' to one of {', '.join(ACTIVATIONS)}."
+        )
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"{where}: 'width' must be a positive integer, got {width!r}.")
+    if bidirectional and width % 2:
+        raise ValueError(
+            f"{where}: 'width' must be even when 'bidirectional' is true (each direction gets width/2), "
+            f"got {width}."
+        )
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"{where}: 'depth' must be a positive integer, got {depth!r}.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{where}: 'dropout' must be in [0, 1), got {dropout!r}.")
+
+
+def check_pooling(where: str, pooling: List[str]) -> None:
+    if not pooling:
+        raise ValueError(f"{where}: 'pooling' is empty. Name at least one of {', '.join(POOLINGS)}.")
+    for method in pooling:
+        if method not in POOLINGS:
+            raise ValueError(
+                f"{where}: unknown pooling {method!r}. Each entry of 'pooling' must be one of "
+                f"{', '.join(POOLINGS)}."
+            )
+    if len(set(pooling)) != len(pooling):
+        raise ValueError(f"{where}: 'pooling' names a reduction twice: {pooling}.")

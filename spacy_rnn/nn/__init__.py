@@ -1,0 +1,1 @@
+"""Plain torch modules: no spaCy or thinc imports below this package."""
