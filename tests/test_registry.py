@@ -1,0 +1,44 @@
+"""The public config surface: every registered name, pinned, resolvable, and
+declared as an entry point so `spacy train` needs no --code."""
+import configparser
+
+import pytest
+from spacy.util import registry
+
+from conftest import REPO
+
+ARCHITECTURES = ["spacy_rnn.RNNEncoder.v1", "spacy_rnn.TextCatRNN.v1"]
+FACTORIES = []
+SCORERS = []
+READERS = []
+
+
+def entry_points():
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    section = parser["options.entry_points"]
+    return {
+        group: sorted(line.split("=")[0].strip() for line in section.get(group, "").strip().splitlines())
+        for group in ("spacy_architectures", "spacy_factories", "spacy_scorers", "spacy_readers")
+    }
+
+
+def test_entry_points_pinned():
+    assert entry_points() == {
+        "spacy_architectures": sorted(ARCHITECTURES),
+        "spacy_factories": sorted(FACTORIES),
+        "spacy_scorers": sorted(SCORERS),
+        "spacy_readers": sorted(READERS),
+    }
+
+
+def test_registered_names_match_entry_points():
+    import spacy_rnn  # noqa: F401 - registers everything
+
+    registered = {name for name in registry.architectures.get_all() if name.startswith("spacy_rnn.")}
+    assert registered == set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_architecture_resolves(name):
+    assert callable(registry.architectures.get(name))

@@ -1,0 +1,177 @@
+"""spacy_rnn.TextCatRNN.v1 inside spaCy's own textcat / textcat_multilabel,
+and spacy_rnn.RNNEncoder.v1 inside a shared tok2vec."""
+import pytest
+import spacy
+from spacy.lang.en import English
+from spacy.training import Example
+from thinc.api import Adam, fix_random_seed
+
+TRAIN = [
+    ("I loved this movie", "POS"),
+    ("what a great film", "POS"),
+    ("wonderful acting and a fine story", "POS"),
+    ("best thing I saw this year", "POS"),
+    ("really good fun", "POS"),
+    ("I hated this movie", "NEG"),
+    ("what an awful film", "NEG"),
+    ("boring acting and a dull story", "NEG"),
+    ("worst thing I saw this year", "NEG"),
+    ("really bad", "NEG"),
+]
+MULTI = [
+    ("cheap and fast", {"PRICE": 1.0, "SPEED": 1.0}),
+    ("cheap but slow", {"PRICE": 1.0, "SPEED": 0.0}),
+    ("fast delivery", {"PRICE": 0.0, "SPEED": 1.0}),
+    ("nice color", {"PRICE": 0.0, "SPEED": 0.0}),
+    ("low price", {"PRICE": 1.0, "SPEED": 0.0}),
+    ("arrived quickly", {"PRICE": 0.0, "SPEED": 1.0}),
+]
+EMBED = {
+    "@architectures": "spacy.MultiHashEmbed.v2",
+    "width": 16,
+    "attrs": ["NORM", "PREFIX", "SUFFIX"],
+    "rows": [500, 100, 100],
+    "include_static_vectors": False,
+}
+
+
+def textcat_config(cell="lstm", exclusive=True, **settings):
+    model = {
+        "@architectures": "spacy_rnn.TextCatRNN.v1",
+        "exclusive_classes": exclusive,
+        "cell": cell,
+        "width": 16,
+        "tok2vec": EMBED,
+        **settings,
+    }
+    return {"model": model}
+
+
+def train(nlp, examples, steps):
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(0.01))
+    for _ in range(steps):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses, drop=0.0)
+    return losses
+
+
+def exclusive_examples(nlp):
+    return [
+        Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(label == "POS"), "NEG": float(label == "NEG")}})
+        for text, label in TRAIN
+    ]
+
+
+@pytest.mark.parametrize(
+    "cell,settings",
+    [
+        ("lstm", {}),
+        ("gru", {"pooling": ["attention"]}),
+        ("rnn", {"activation": "sigmoid", "pooling": ["mean", "last"]}),
+        ("rnn", {"activation": "tanh", "bidirectional": False, "pooling": ["last"]}),
+        ("lstm", {"depth": 2, "dropout": 0.1, "pooling": ["max"]}),
+    ],
+)
+def test_textcat_overfits_and_round_trips(cell, settings, tmp_path):
+    nlp = English()
+    nlp.add_pipe("textcat", config=textcat_config(cell, **settings))
+    losses = train(nlp, exclusive_examples(nlp), steps=60)
+    assert losses["textcat"] < 0.05
+    texts = [text for text, _ in TRAIN]
+    for text, label in TRAIN:
+        cats = nlp(text).cats
+        assert max(cats, key=cats.get) == label, (text, cats)
+    expected = [nlp(text).cats for text in texts]
+
+    for doc, cats in zip(nlp.pipe(texts, batch_size=3), expected):
+        assert doc.cats == pytest.approx(cats, abs=1e-6)
+
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert [loaded(text).cats for text in texts] == expected
+
+    restored = English()
+    restored.add_pipe("textcat", config=textcat_config(cell, **settings))
+    restored.from_bytes(nlp.to_bytes())
+    assert [restored(text).cats for text in texts] == expected
+
+
+def test_multilabel_overfits_and_round_trips(tmp_path):
+    nlp = English()
+    nlp.add_pipe("textcat_multilabel", config=textcat_config("lstm", exclusive=False))
+    examples = [Example.from_dict(nlp.make_doc(text), {"cats": cats}) for text, cats in MULTI]
+    losses = train(nlp, examples, steps=80)
+    assert losses["textcat_multilabel"] < 0.05
+    for text, cats in MULTI:
+        predicted = nlp(text).cats
+        assert {label: round(score) for label, score in predicted.items()} == cats, text
+    nlp.to_disk(tmp_path / "multi")
+    loaded = spacy.load(tmp_path / "multi")
+    assert [loaded(text).cats for text, _ in MULTI] == [nlp(text).cats for text, _ in MULTI]
+
+
+def test_rnn_encoder_in_shared_tok2vec_feeds_textcat_and_tagger(tmp_path):
+    nlp = English()
+    nlp.add_pipe(
+        "tok2vec",
+        config={
+            "model": {
+                "@architectures": "spacy.Tok2Vec.v2",
+                "embed": EMBED,
+                "encode": {"@architectures": "spacy_rnn.RNNEncoder.v1", "width": 16, "cell": "gru"},
+            }
+        },
+    )
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 16, "upstream": "tok2vec"}
+    nlp.add_pipe(
+        "textcat",
+        config={
+            "model": {
+                "@architectures": "spacy.TextCatReduce.v1",
+                "exclusive_classes": True,
+                "use_reduce_first": False,
+                "use_reduce_last": False,
+                "use_reduce_max": True,
+                "use_reduce_mean": True,
+                "tok2vec": listener,
+            }
+        },
+    )
+    nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": listener}})
+    examples = []
+    for text, label in TRAIN:
+        doc = nlp.make_doc(text)
+        tags = ["ADJ" if word in {"great", "good", "bad", "awful", "dull", "boring"} else "X" for word in text.split()]
+        examples.append(
+            Example.from_dict(doc, {"tags": tags, "cats": {"POS": float(label == "POS"), "NEG": float(label == "NEG")}})
+        )
+    train(nlp, examples, steps=80)
+    for example in examples:
+        doc = nlp(example.reference.text)
+        assert [t.tag_ for t in doc] == [t.tag_ for t in example.reference]
+        assert max(doc.cats, key=doc.cats.get) == max(example.reference.cats, key=example.reference.cats.get)
+    nlp.to_disk(tmp_path / "shared")
+    loaded = spacy.load(tmp_path / "shared")
+    doc = loaded("what a great film")
+    assert [t.tag_ for t in doc] == ["X", "X", "ADJ", "X"]
+
+
+@pytest.mark.parametrize(
+    "setting,value,message",
+    [
+        ("cell", "lsmt", "textcat.model -> cell"),
+        ("activation", "softsign", "textcat.model -> activation"),
+        ("width", 0, "'width' must be a positive integer"),
+        ("width", 15, "'width' must be even"),
+        ("depth", 0, "'depth' must be a positive integer"),
+        ("dropout", 1.5, "'dropout' must be in [0, 1)"),
+        ("pooling", ["median"], "unknown pooling 'median'"),
+        ("pooling", [], "'pooling' is empty"),
+    ],
+)
+def test_bad_settings_fail_with_a_message_naming_them(setting, value, message):
+    nlp = English()
+    with pytest.raises(Exception) as error:
+        nlp.add_pipe("textcat", config=textcat_config(**{setting: value}))
+    assert message in str(error.value)
