@@ -111,7 +111,7 @@ def test_multilabel_overfits_and_round_trips(tmp_path):
     assert [loaded(text).cats for text, _ in MULTI] == [nlp(text).cats for text, _ in MULTI]
 
 
-def test_rnn_encoder_in_shared_tok2vec_feeds_textcat_and_tagger(tmp_path):
+def test_rnn_encoder_in_shared_tok2vec_feeds_textcat_tagger_and_ner(tmp_path):
     nlp = English()
     nlp.add_pipe(
         "tok2vec",
@@ -139,17 +139,28 @@ def test_rnn_encoder_in_shared_tok2vec_feeds_textcat_and_tagger(tmp_path):
         },
     )
     nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": listener}})
+    ner_model = {
+        "@architectures": "spacy.TransitionBasedParser.v2",
+        "state_type": "ner",
+        "hidden_width": 16,
+        "maxout_pieces": 2,
+        "use_upper": True,
+        "extra_state_tokens": False,
+        "tok2vec": listener,
+    }
+    nlp.add_pipe("ner", config={"model": ner_model})
     examples = []
     for text, label in TRAIN:
         doc = nlp.make_doc(text)
         tags = ["ADJ" if word in {"great", "good", "bad", "awful", "dull", "boring"} else "X" for word in text.split()]
-        examples.append(
-            Example.from_dict(doc, {"tags": tags, "cats": {"POS": float(label == "POS"), "NEG": float(label == "NEG")}})
-        )
+        entities = [(text.index("film"), text.index("film") + 4, "WORK")] if "film" in text else []
+        cats = {"POS": float(label == "POS"), "NEG": float(label == "NEG")}
+        examples.append(Example.from_dict(doc, {"tags": tags, "cats": cats, "entities": entities}))
     train(nlp, examples, steps=80)
     for example in examples:
         doc = nlp(example.reference.text)
         assert [t.tag_ for t in doc] == [t.tag_ for t in example.reference]
+        assert [(e.text, e.label_) for e in doc.ents] == [(e.text, e.label_) for e in example.reference.ents]
         assert max(doc.cats, key=doc.cats.get) == max(example.reference.cats, key=example.reference.cats.get)
     nlp.to_disk(tmp_path / "shared")
     loaded = spacy.load(tmp_path / "shared")
