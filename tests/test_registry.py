@@ -7,7 +7,7 @@ from spacy.util import registry
 
 from conftest import REPO
 
-ARCHITECTURES = ["spacy_rnn.RNNEncoder.v1", "spacy_rnn.TextCatRNN.v1"]
+ARCHITECTURES = ["spacy_rnn.HashEmbed.v1", "spacy_rnn.RNNEncoder.v1", "spacy_rnn.TextCatRNN.v1"]
 FACTORIES = []
 SCORERS = []
 READERS = []
