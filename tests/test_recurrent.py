@@ -8,7 +8,7 @@ import torch
 from thinc.api import fix_random_seed
 
 from spacy_rnn.architectures import build_rnn_encoder, build_textcat_rnn
-from spacy_rnn.nn.recurrent import ElmanRNN, PooledRecurrentEncoder, RecurrentEncoder, count_parameters
+from spacy_rnn.nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder, count_parameters
 
 CELLS = [("rnn", "sigmoid"), ("rnn", "tanh"), ("lstm", "sigmoid"), ("gru", "sigmoid")]
 LENGTHS = [3, 0, 11, 1, 5]  # uneven, with an empty Doc
@@ -110,13 +110,11 @@ def test_parameter_counts(cell, activation, gates, biases):
 
 def test_sigmoid_elman_follows_its_equation():
     torch.manual_seed(0)
-    rnn = ElmanRNN(3, 4, bidirectional=True)
+    encoder = RecurrentEncoder(3, 8, cell="rnn", bidirectional=True)
     lengths = [5, 2]
     xs = [torch.randn(n, 3) for n in lengths]
-    encoder = RecurrentEncoder(3, 8, cell="rnn", bidirectional=True)
-    encoder.rnn = rnn
     states, final = encoder(torch.cat(xs), lengths)
-    forward_layer, backward_layer = rnn.layers
+    forward_layer, backward_layer = encoder.layers[0]
 
     def reference(layer, seq):
         W, b, U = layer.input.weight, layer.input.bias, layer.recurrent.weight
@@ -137,17 +135,15 @@ def test_sigmoid_elman_follows_its_equation():
 
 def test_tanh_elman_matches_torch_rnn_with_the_same_weights():
     torch.manual_seed(0)
-    ours = ElmanRNN(3, 4, activation="tanh")
-    theirs = torch.nn.RNN(3, 4, nonlinearity="tanh")
+    ours = RecurrentEncoder(3, 4, cell="rnn", activation="sigmoid")
+    theirs = RecurrentEncoder(3, 4, cell="rnn", activation="tanh")
+    ours.layers[0][0].activation = torch.tanh
+    elman, fused = ours.layers[0][0], theirs.layers[0][0].rnn
     with torch.no_grad():
-        theirs.weight_ih_l0.copy_(ours.layers[0].input.weight)
-        theirs.bias_ih_l0.copy_(ours.layers[0].input.bias)
-        theirs.weight_hh_l0.copy_(ours.layers[0].recurrent.weight)
-        theirs.bias_hh_l0.zero_()
+        fused.weight_ih_l0.copy_(elman.input.weight)
+        fused.bias_ih_l0.copy_(elman.input.bias)
+        fused.weight_hh_l0.copy_(elman.recurrent.weight)
+        fused.bias_hh_l0.zero_()
     x = torch.randn(6, 3)
-    a = RecurrentEncoder(3, 4, cell="rnn", activation="tanh")
-    a.rnn = ours
-    b = RecurrentEncoder(3, 4, cell="rnn", activation="tanh")
-    b.rnn = theirs
-    for got, want in zip(a(x, [4, 2]), b(x, [4, 2])):
+    for got, want in zip(ours(x, [4, 2]), theirs(x, [4, 2])):
         torch.testing.assert_close(got, want)

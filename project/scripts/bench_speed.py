@@ -1,0 +1,299 @@
+"""Speed benchmark: spacy-rnn text classifiers against spaCy's built-in ones,
+every row measured in the same run on the same texts and batches.
+
+For each system, in a fresh subprocess (so that peak memory is its own):
+training words/s (nlp.update over one epoch, pre-tokenized, batches of
+--batch-size Docs), inference words/s with `nlp.pipe` (tokenizer included)
+and with the model alone, and peak resident memory. Then a roofline line:
+the machine's fp32 matrix-product rate against the FLOPs the RNN does.
+
+    python project/scripts/bench_speed.py --data-dir ../shared/data --out bench/speed.json
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = ["1", "2", "3", "4", "5"]
+
+SPACY_SYSTEMS = {
+    "spaCy TextCatBOW.v3": {
+        "@architectures": "spacy.TextCatBOW.v3",
+        "exclusive_classes": True,
+        "ngram_size": 1,
+        "no_output_layer": False,
+        "length": 262144,
+    },
+    "spaCy TextCatEnsemble.v2 (default textcat)": None,  # the textcat factory's default model
+    "spaCy TorchBiLSTMEncoder w128 + TextCatReduce": {
+        "@architectures": "spacy.TextCatReduce.v1",
+        "exclusive_classes": True,
+        "use_reduce_first": False,
+        "use_reduce_last": True,
+        "use_reduce_max": True,
+        "use_reduce_mean": False,
+        "tok2vec": {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {
+                "@architectures": "spacy.MultiHashEmbed.v2",
+                "width": 128,
+                "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+                "rows": [5000, 1000, 2500, 2500],
+                "include_static_vectors": False,
+            },
+            "encode": {"@architectures": "spacy.TorchBiLSTMEncoder.v1", "width": 128, "depth": 1, "dropout": 0.0},
+        },
+    },
+}
+RNN_SYSTEMS = {
+    "spacy-rnn LSTM (textcat_lstm.cfg)": "textcat_lstm.cfg",
+    "spacy-rnn GRU (textcat_gru.cfg)": "textcat_gru.cfg",
+    "spacy-rnn Elman RNN (textcat_rnn.cfg)": "textcat_rnn.cfg",
+}
+
+
+def read_texts(data_dir: Path, n_docs: int) -> List[str]:
+    from spacy_rnn.corpus import read_jsonl
+
+    path = data_dir / "stars" / "marc_en" / "marc_en_train.jsonl"
+    texts = []
+    for record in read_jsonl(path):
+        texts.append(record["text"])
+        if len(texts) == n_docs:
+            break
+    return texts
+
+
+def build_nlp(system: str):
+    import spacy
+    from spacy.util import load_config
+
+    if system in RNN_SYSTEMS:
+        config = load_config(REPO / "configs" / RNN_SYSTEMS[system])
+        model = config["components"]["textcat"]["model"]
+        nlp = spacy.blank("en")
+        nlp.add_pipe("textcat", config={"model": model})
+        return nlp
+    nlp = spacy.blank("en")
+    model = SPACY_SYSTEMS[system]
+    nlp.add_pipe("textcat", config={"model": model} if model else {})
+    return nlp
+
+
+def measure(system: str, texts: List[str], batch_size: int) -> Dict:
+    """One system, one run: the figures for one row."""
+    import torch
+    from spacy.training import Example
+    from thinc.api import Adam, fix_random_seed
+
+    fix_random_seed(0)
+    nlp = build_nlp(system)
+    docs = list(nlp.tokenizer.pipe(texts))
+    n_words = sum(len(doc) for doc in docs)
+    examples = [
+        Example.from_dict(doc, {"cats": {label: float(label == LABELS[i % 5]) for label in LABELS}})
+        for i, doc in enumerate(docs)
+    ]
+    optimizer = nlp.initialize(lambda: examples[:100], sgd=Adam(0.001))
+    batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
+    nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up: one-time lazy imports and allocations
+    list(nlp.pipe(texts[:batch_size]))
+    start = time.perf_counter()
+    for batch in batches:
+        nlp.update(batch, sgd=optimizer, drop=0.1)
+    train_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass
+    pipe_s = time.perf_counter() - start
+
+    model = nlp.get_pipe("textcat").model
+    start = time.perf_counter()
+    for i in range(0, len(docs), batch_size):
+        model.predict(docs[i : i + batch_size])
+    model_s = time.perf_counter() - start
+    return {
+        "system": system,
+        "words": n_words,
+        "train_wps": n_words / train_s,
+        "pipe_wps": n_words / pipe_s,
+        "model_wps": n_words / model_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    import torch
+
+    a = torch.randn(size, size)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def rnn_roofline(texts: List[str], batch_size: int) -> List[Dict]:
+    """Tokens/s of the torch RNN modules alone (what the configs build), in
+    inference and in training (forward + backward), as a share of the
+    measured matrix-product rate."""
+    import spacy
+    import torch
+    from spacy.util import load_config
+
+    from spacy_rnn.nn.recurrent import RecurrentEncoder
+
+    nlp = spacy.blank("en")
+    lengths = [len(doc) for doc in nlp.tokenizer.pipe(texts)]
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    ceiling = statistics.median(matmul_gflops() for _ in range(3))
+    per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
+    rows = []
+    for system, config_name in RNN_SYSTEMS.items():
+        model_cfg = load_config(REPO / "configs" / config_name)["components"]["textcat"]["model"]
+        d = model_cfg["tok2vec"]["width"]
+        width, cell = model_cfg["width"], model_cfg["cell"]
+        directions = 2 if model_cfg["bidirectional"] else 1
+        n = width // directions
+        encoder = RecurrentEncoder(
+            d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
+        )
+        inputs = [torch.randn(sum(batch), d) for batch in batches]
+        encoder(inputs[0], batches[0])[0].sum().backward()  # warm-up
+        flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for x, batch in zip(inputs, batches):
+                encoder(x, batch)
+            infer_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for x, batch in zip(inputs, batches):
+            states, final = encoder(x, batch)
+            (states.sum() + final.sum()).backward()
+        train_s = time.perf_counter() - start
+        tokens = sum(lengths)
+        rows.append(
+            {
+                "system": system,
+                "flops_per_token": flops_per_token,
+                "infer_tokens_per_s": tokens / infer_s,
+                "infer_gflops": tokens * flops_per_token / infer_s / 1e9,
+                "train_tokens_per_s": tokens / train_s,
+                "train_gflops": 3 * tokens * flops_per_token / train_s / 1e9,
+                "matmul_gflops": ceiling,
+            }
+        )
+    return rows
+
+
+def run_in_subprocess(system: str, args) -> Dict:
+    cmd = [
+        sys.executable, __file__, "--one", system, "--data-dir", str(args.data_dir),
+        "--n-docs", str(args.n_docs), "--batch-size", str(args.batch_size),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark of {system!r} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_rows(runs: List[Dict]) -> Dict:
+    keys = [k for k, v in runs[0].items() if isinstance(v, float)]
+    return {**runs[0], **{k: statistics.median(run[k] for run in runs) for k in keys}}
+
+
+def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
+    lines = [
+        f"Machine: {machine['cpu']} · {machine['cores']} cores · torch threads {machine['torch_threads']} · "
+        f"{machine['n_docs']} MARC-en reviews ({machine['words']:,} words) · batches of {machine['batch_size']} Docs · "
+        f"median of {machine['repeats']} runs",
+        "",
+        "| system | training words/s | inference words/s (nlp.pipe) | model-only words/s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['system']} | {row['train_wps']:,.0f} | {row['pipe_wps']:,.0f} | "
+            f"{row['model_wps']:,.0f} | {row['peak_rss_mb']:,.0f} |"
+        )
+    builtins = [row for row in rows if row["system"] in SPACY_SYSTEMS]
+    ours = [row for row in rows if row["system"] in RNN_SYSTEMS]
+    lines += ["", "Ratios, spacy-rnn / spaCy built-in (training · nlp.pipe inference):", ""]
+    lines += ["| spacy-rnn | " + " | ".join(row["system"] for row in builtins) + " |"]
+    lines += ["|---|" + "---:|" * len(builtins)]
+    for row in ours:
+        cells = [f"{row['train_wps'] / b['train_wps']:.2f}× · {row['pipe_wps'] / b['pipe_wps']:.2f}×" for b in builtins]
+        lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Roofline: fp32 1024² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s on this machine. "
+        "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×.",
+        "",
+        "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s | training GFLOP/s (share) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in roofline:
+        ceiling = row["matmul_gflops"]
+        lines.append(
+            f"| {row['system']} | {row['flops_per_token']:,} | {row['infer_tokens_per_s']:,.0f} | "
+            f"{row['infer_gflops']:.1f} ({row['infer_gflops'] / ceiling:.0%}) | {row['train_tokens_per_s']:,.0f} | "
+            f"{row['train_gflops']:.1f} ({row['train_gflops'] / ceiling:.0%}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--n-docs", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--systems", nargs="*", default=None, help="names to run (default: all)")
+    parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    texts = read_texts(args.data_dir, args.n_docs)
+    if args.one:
+        print(json.dumps(measure(args.one, texts, args.batch_size)))
+        return
+    import torch
+    from tqdm import tqdm
+
+    systems = args.systems or [*SPACY_SYSTEMS, *RNN_SYSTEMS]
+    jobs = [(system, repeat) for repeat in range(args.repeats) for system in systems]  # interleaved runs
+    runs: Dict[str, List[Dict]] = {system: [] for system in systems}
+    for system, _ in tqdm(jobs, desc="systems × repeats"):
+        runs[system].append(run_in_subprocess(system, args))
+    rows = [median_rows(runs[system]) for system in systems]
+    roofline = rnn_roofline(texts, args.batch_size)
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "n_docs": len(texts),
+        "words": rows[0]["words"],
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+    }
+    report = markdown(rows, roofline, machine)
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(
+            json.dumps({"machine": machine, "rows": rows, "roofline": roofline}, indent=2)
+        )
+        args.out.with_suffix(".md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
