@@ -137,7 +137,7 @@ def test_tanh_elman_matches_torch_rnn_with_the_same_weights():
     torch.manual_seed(0)
     ours = RecurrentEncoder(3, 4, cell="rnn", activation="sigmoid")
     theirs = RecurrentEncoder(3, 4, cell="rnn", activation="tanh")
-    ours.layers[0][0].activation = torch.tanh
+    ours.layers[0][0].activation = "tanh"
     elman, fused = ours.layers[0][0], theirs.layers[0][0].rnn
     with torch.no_grad():
         fused.weight_ih_l0.copy_(elman.input.weight)
@@ -147,3 +147,13 @@ def test_tanh_elman_matches_torch_rnn_with_the_same_weights():
     x = torch.randn(6, 3)
     for got, want in zip(ours(x, [4, 2]), theirs(x, [4, 2])):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_elman_backpropagation_through_time_matches_numerical_gradients(activation):
+    from spacy_rnn.nn.recurrent import ElmanRecurrence
+
+    torch.manual_seed(0)
+    projected = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    weight_t = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, w: ElmanRecurrence.apply(p, w, activation), (projected, weight_t))

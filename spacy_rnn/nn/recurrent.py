@@ -102,24 +102,60 @@ class ElmanLayer(nn.Module):
     right-padded batch (batch, steps, d) -> (batch, steps, N).
 
     N·d + N² + N weights (a single bias). The input projection of every step
-    is a single matrix product; only the recurrence is a loop.
+    is a single matrix product; only the recurrence is a loop, with its own
+    backward pass (ElmanRecurrence).
     """
 
     def __init__(self, input_size: int, hidden_size: int, activation: str):
         super().__init__()
         self.input = nn.Linear(input_size, hidden_size)  # W, b
         self.recurrent = nn.Linear(hidden_size, hidden_size, bias=False)  # U
-        self.activation = ACTIVATIONS[activation]
+        self.activation = activation
 
     def forward(self, x: Tensor) -> Tensor:
-        projected = self.input(x)
-        weight_t = self.recurrent.weight.t()
+        return ElmanRecurrence.apply(self.input(x), self.recurrent.weight.t(), self.activation)
+
+
+class ElmanRecurrence(torch.autograd.Function):
+    """h_t = act(P_t + h_{t-1} Uᵀ) for t = 1…T, from precomputed P = W x + b.
+
+    Backpropagation through time is written out as one loop of two small
+    matrix products per step, instead of an autograd graph of T steps. The
+    activation's derivative is taken from its output: sigmoid h(1-h), tanh
+    1-h², relu [h > 0].
+    """
+
+    @staticmethod
+    def forward(ctx, projected: Tensor, weight_t: Tensor, activation: str) -> Tensor:
+        act = ACTIVATIONS[activation]
+        states = torch.empty_like(projected)
         h = projected.new_zeros((projected.shape[0], projected.shape[2]))
-        states = []
         for step in range(projected.shape[1]):
-            h = self.activation(torch.addmm(projected[:, step], h, weight_t))
-            states.append(h)
-        return torch.stack(states, dim=1)
+            h = act(torch.addmm(projected[:, step], h, weight_t))
+            states[:, step] = h
+        ctx.activation = activation
+        ctx.save_for_backward(states, weight_t)
+        return states
+
+    @staticmethod
+    def backward(ctx, d_states: Tensor):
+        states, weight_t = ctx.saved_tensors
+        derivative = {
+            "sigmoid": lambda h: h * (1 - h),
+            "tanh": lambda h: 1 - h * h,
+            "relu": lambda h: (h > 0).to(h.dtype),
+        }[ctx.activation]
+        d_projected = torch.empty_like(states)
+        d_weight_t = torch.zeros_like(weight_t)
+        d_h = torch.zeros_like(states[:, 0])
+        weight = weight_t.t()
+        for step in range(states.shape[1] - 1, -1, -1):
+            d_pre = (d_states[:, step] + d_h) * derivative(states[:, step])
+            d_projected[:, step] = d_pre
+            if step > 0:
+                d_weight_t.addmm_(states[:, step - 1].t(), d_pre)
+            d_h = d_pre @ weight
+        return d_projected, d_weight_t, None
 
 
 class TorchRNNLayer(nn.Module):
