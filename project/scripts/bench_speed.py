@@ -260,6 +260,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    parser.add_argument("--readme", type=Path, default=None, help="replace the speed tables in this README")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     texts = read_texts(args.data_dir, args.n_docs)
@@ -293,6 +294,19 @@ def main() -> None:
             json.dumps({"machine": machine, "rows": rows, "roofline": roofline}, indent=2)
         )
         args.out.with_suffix(".md").write_text(report)
+    if args.readme:
+        replace_between_markers(args.readme, "bench-speed", report)
+
+
+def replace_between_markers(path: Path, name: str, text: str) -> None:
+    """Put `text` between the `<!-- name:start -->` and `<!-- name:end -->` lines."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = path.read_text()
+    if start not in content or end not in content:
+        raise ValueError(f"{path} has no {start} … {end} markers to replace.")
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(f"{before}{start}\n{text}{end}{after}")
 
 
 if __name__ == "__main__":
