@@ -186,3 +186,14 @@ def test_bad_settings_fail_with_a_message_naming_them(setting, value, message):
     with pytest.raises(Exception) as error:
         nlp.add_pipe("textcat", config=textcat_config(**{setting: value}))
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_same_seed_same_data_gives_identical_predictions(cell):
+    runs = []
+    for _ in range(2):
+        nlp = English()
+        nlp.add_pipe("textcat", config=textcat_config(cell))
+        train(nlp, exclusive_examples(nlp), steps=5)
+        runs.append([nlp(text).cats for text, _ in TRAIN])
+    assert runs[0] == runs[1]
