@@ -7,9 +7,14 @@ from spacy.util import registry
 
 from conftest import REPO
 
-ARCHITECTURES = ["spacy_rnn.HashEmbed.v1", "spacy_rnn.RNNEncoder.v1", "spacy_rnn.TextCatRNN.v1"]
-FACTORIES = []
-SCORERS = []
+ARCHITECTURES = [
+    "spacy_rnn.HashEmbed.v1",
+    "spacy_rnn.RNNEncoder.v1",
+    "spacy_rnn.Seq2Seq.v1",
+    "spacy_rnn.TextCatRNN.v1",
+]
+FACTORIES = ["rnn_seq2seq"]
+SCORERS = ["spacy_rnn.seq2seq_scorer.v1"]
 READERS = []
 
 

@@ -1,0 +1,416 @@
+"""The `rnn_seq2seq` component: a trainable RNN encoder-decoder that writes a
+generated text (for example a review's title) to `doc._.generated`.
+
+Training examples carry their target text on the reference Doc (see
+`set_target`). `initialize` builds the target vocabulary from those targets,
+then sizes and initializes the model. `update` follows spaCy's sequence:
+begin_update -> get_loss (cross-entropy over the real target positions;
+padding never reaches it) -> backprop -> finish_update.
+
+Empty targets: an example whose target is empty or blank is skipped, with a
+warning saying how many were; an example with no target at all is an error.
+"""
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
+
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.pipeline.trainable_pipe import validate_examples
+from spacy.tokens import Doc
+from spacy.training import Example, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from ..architectures import ActivationName, CellName, check_rnn_settings
+from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, generate
+from ..nn.seq2seq import DECODERS
+from ..scoring import seq2seq_score
+from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, TargetVocab, build_vocab, vocab_from_bytes
+from .targets import TARGET_ATTR, get_target, set_target
+
+__all__ = ["RNNSeq2Seq", "build_seq2seq", "get_target", "make_rnn_seq2seq", "set_target"]
+
+N_INIT_EXAMPLES = 10  # examples shown to the model's initialize
+
+
+@registry.architectures("spacy_rnn.Seq2Seq.v1")
+def build_seq2seq(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    decoder: Literal["repeat", "attention"] = "attention",
+    target_width: int = 64,
+    nO: Optional[int] = None,
+) -> Model[Seq2SeqInput, Floats2d]:
+    """An RNN encoder-decoder for the `rnn_seq2seq` component: token vectors
+    from `tok2vec`, a recurrent encoder, and a one-layer recurrent decoder of
+    the same cell and width.
+
+    tok2vec (Model): Source token vectors (e.g. `spacy_rnn.HashEmbed.v1`,
+        `spacy.MultiHashEmbed.v2`, or a listener).
+    width (int): Width of the encoder states (split in two when bidirectional)
+        and of the decoder state.
+    depth (int): Number of stacked encoder layers.
+    cell (str): "rnn" (Elman), "lstm" or "gru", for encoder and decoder.
+    bidirectional (bool): The encoder also reads each Doc right to left.
+    dropout (float): Dropout between encoder layers and on the decoder's
+        input embeddings and output states.
+    activation (str): Elman cell only: "sigmoid", "tanh" or "relu".
+    decoder (str): "repeat" (the encoder's final state repeated at every step,
+        next to the previous output token) or "attention" (Luong "general").
+    target_width (int): Width of the target token embeddings.
+    nO (Optional[int]): Target vocabulary size; set by the component.
+    """
+    name = "spacy_rnn.Seq2Seq.v1"
+    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
+    if decoder not in DECODERS:
+        raise ValueError(f"{name}: unknown decoder {decoder!r}. Set 'decoder' to one of {', '.join(DECODERS)}.")
+    if not isinstance(target_width, int) or target_width < 1:
+        raise ValueError(f"{name}: 'target_width' must be a positive integer, got {target_width!r}.")
+    return Seq2Seq(
+        tok2vec, width, target_width, decoder, nO=nO,
+        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
+    )
+
+
+DEFAULT_MODEL = Config().from_str(
+    """
+[model]
+@architectures = "spacy_rnn.Seq2Seq.v1"
+width = 128
+depth = 1
+cell = "lstm"
+bidirectional = true
+dropout = 0.1
+activation = "sigmoid"
+decoder = "attention"
+target_width = 64
+nO = null
+
+[model.tok2vec]
+@architectures = "spacy_rnn.HashEmbed.v1"
+width = 128
+attrs = ["NORM","PREFIX","SUFFIX","SHAPE"]
+rows = [5000,1000,2500,2500]
+"""
+)["model"]
+
+
+@Language.factory(
+    "rnn_seq2seq",
+    assigns=["doc._.generated"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "output_attr": "generated",
+        "vocab_kind": "word",
+        "min_freq": 2,
+        "max_size": 10000,
+        "lowercase": True,
+        "beam_size": 4,
+        "max_length": 20,
+        "length_penalty": 1.0,
+        "replace_unk": True,
+        "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v1"},
+    },
+    default_score_weights={
+        "seq2seq_rougeL": 1.0,
+        "seq2seq_rouge1": 0.0,
+        "seq2seq_rouge2": 0.0,
+        "seq2seq_bleu": 0.0,
+        "seq2seq_exact": 0.0,
+    },
+)
+def make_rnn_seq2seq(
+    nlp: Language,
+    name: str,
+    model: Model[Seq2SeqInput, Floats2d],
+    output_attr: str,
+    vocab_kind: Literal["word", "bpe"],
+    min_freq: int,
+    max_size: int,
+    lowercase: bool,
+    beam_size: int,
+    max_length: int,
+    length_penalty: float,
+    replace_unk: bool,
+    scorer: Optional[Callable],
+) -> "RNNSeq2Seq":
+    """Create an rnn_seq2seq component.
+
+    model (Model): A `spacy_rnn.Seq2Seq.v1` model.
+    output_attr (str): Name of the Doc extension that receives the generated text.
+    vocab_kind (str): Target vocabulary: "word" (words and punctuation marks)
+        or "bpe" (subwords learnt with the `tokenizers` library).
+    min_freq (int): Words (word vocabulary) or merges (BPE) seen fewer times
+        in the training targets are left out.
+    max_size (int): Largest vocabulary size, special tokens included.
+    lowercase (bool): Lowercase targets before building and encoding.
+    beam_size (int): 1 for greedy search, more for beam search.
+    max_length (int): Most tokens generated per Doc (EOS included).
+    length_penalty (float): Beam hypotheses are ranked by log probability /
+        length ** length_penalty (0: none; 1: per-token mean).
+    replace_unk (bool): With the attention decoder, write the most attended
+        source token in place of each generated <UNK>.
+    scorer (Optional[Callable]): Scoring method (default ROUGE/BLEU/exact match).
+    """
+    return RNNSeq2Seq(
+        nlp.vocab, model, name, output_attr=output_attr, vocab_kind=vocab_kind, min_freq=min_freq,
+        max_size=max_size, lowercase=lowercase, beam_size=beam_size, max_length=max_length,
+        length_penalty=length_penalty, replace_unk=replace_unk, scorer=scorer,
+    )
+
+
+class RNNSeq2Seq(TrainablePipe):
+    """Generate a text for each Doc with an RNN encoder-decoder."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[Seq2SeqInput, Floats2d],
+        name: str = "rnn_seq2seq",
+        *,
+        output_attr: str = "generated",
+        vocab_kind: str = "word",
+        min_freq: int = 2,
+        max_size: int = 10000,
+        lowercase: bool = True,
+        beam_size: int = 4,
+        max_length: int = 20,
+        length_penalty: float = 1.0,
+        replace_unk: bool = True,
+        scorer: Optional[Callable] = seq2seq_score,
+    ):
+        check_component_settings(name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty)
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {
+            "output_attr": output_attr,
+            "vocab_kind": vocab_kind,
+            "min_freq": min_freq,
+            "max_size": max_size,
+            "lowercase": lowercase,
+            "beam_size": beam_size,
+            "max_length": max_length,
+            "length_penalty": length_penalty,
+            "replace_unk": replace_unk,
+        }
+        self.target_vocab: Optional[TargetVocab] = None
+        if not Doc.has_extension(output_attr):
+            Doc.set_extension(output_attr, default=None)
+
+    # Prediction
+
+    def predict(self, docs: Iterable[Doc]) -> List[Generation]:
+        """Decode a batch of Docs together (greedy or beam search)."""
+        self._check_initialized()
+        return generate(
+            self.model, list(docs), self.cfg["beam_size"], self.cfg["max_length"], self.cfg["length_penalty"]
+        )
+
+    def set_annotations(self, docs: Iterable[Doc], generations: List[Generation]) -> None:
+        """Write each generated text, cut at its first EOS, to doc._.<output_attr>."""
+        for doc, generation in zip(docs, generations):
+            doc._.set(self.cfg["output_attr"], self.generated_text(doc, generation))
+
+    def generated_text(self, doc: Doc, generation: Generation) -> str:
+        unk_words = None
+        if self.cfg["replace_unk"] and generation.sources is not None and len(doc):
+            unk_words = [doc[i].text if token_id == UNK else None for i, token_id in zip(generation.sources, generation.ids)]
+        return self.target_vocab.decode(generation.ids, unk_words)
+
+    # Training
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples whose reference Docs carry targets."""
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "RNNSeq2Seq.update")
+        self._check_initialized()
+        examples, targets = self._with_targets(examples, "RNNSeq2Seq.update")
+        if not examples:
+            return losses
+        set_dropout_rate(self.model, drop)
+        logits, backprop = self.model.begin_update(([eg.predicted for eg in examples], targets))
+        loss, d_logits = self.get_loss(examples, logits)
+        backprop(d_logits)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
+        """Mean cross-entropy of the logits of every target position (EOS
+        included) and its gradient. Examples without a usable target are left
+        out, as in `update`."""
+        _examples, targets = self._with_targets(list(examples), "RNNSeq2Seq.get_loss")
+        ops = self.model.ops
+        gold = ops.xp.asarray([token_id for target in targets for token_id in target], dtype="int64")
+        if scores.shape[0] != len(gold):
+            raise ValueError(
+                f"RNNSeq2Seq.get_loss: got {scores.shape[0]} rows of scores for {len(gold)} target tokens. "
+                "Pass the same examples that produced the scores."
+            )
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_probs = shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
+        rows = ops.xp.arange(len(gold))
+        loss = -float(log_probs[rows, gold].sum()) / max(1, len(gold))
+        d_scores = ops.xp.exp(log_probs)
+        d_scores[rows, gold] -= 1.0
+        return loss, d_scores / max(1, len(gold))
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+    ) -> None:
+        """Build the target vocabulary from the training targets, then size
+        and initialize the model."""
+        validate_get_examples(get_examples, "RNNSeq2Seq.initialize")
+        examples, _ = self._with_targets(list(get_examples()), "RNNSeq2Seq.initialize", warn=False)
+        if not examples:
+            raise ValueError(
+                f"[{self.name}] No training example has a non-empty target, so there is no target vocabulary "
+                "to build. Attach the target texts to the reference Docs with "
+                "spacy_rnn.pipeline.seq2seq.set_target(doc, text) and save them with DocBin(store_user_data=True)."
+            )
+        self.target_vocab = build_vocab(
+            self.cfg["vocab_kind"],
+            (get_target(eg.reference) for eg in examples),
+            min_freq=self.cfg["min_freq"],
+            max_size=self.cfg["max_size"],
+            lowercase=self.cfg["lowercase"],
+        )
+        self.model.set_dim("nO", len(self.target_vocab))
+        sample = examples[:N_INIT_EXAMPLES]
+        self.model.initialize(X=([eg.predicted for eg in sample], self._encode_targets(sample)))
+
+    def _with_targets(
+        self, examples: List[Example], where: str, warn: bool = True
+    ) -> Tuple[List[Example], List[List[int]]]:
+        """The examples with a non-empty target and their target ids (EOS at
+        the end). Raises for an example without a target; skips, with a
+        warning, those whose target is empty."""
+        kept = []
+        for example in examples:
+            target = get_target(example.reference)
+            if target is None:
+                raise ValueError(
+                    f"[{self.name}] {where}: the reference Doc of an example has no target "
+                    f"(doc._.{TARGET_ATTR} is None; text: {example.reference.text[:60]!r}). Set it with "
+                    "spacy_rnn.pipeline.seq2seq.set_target(doc, text) and save the Docs with "
+                    "DocBin(store_user_data=True)."
+                )
+            if target.strip():
+                kept.append(example)
+        if warn and len(kept) < len(examples):
+            warnings.warn(
+                f"[{self.name}] {where}: skipped {len(examples) - len(kept)} of {len(examples)} examples "
+                "whose target text is empty. Remove them from the training data to silence this warning.",
+                UserWarning,
+            )
+        return kept, (self._encode_targets(kept) if self.target_vocab is not None else [])
+
+    def _encode_targets(self, examples: List[Example]) -> List[List[int]]:
+        return [self.target_vocab.encode(get_target(eg.reference)) + [EOS] for eg in examples]
+
+    def _check_initialized(self) -> None:
+        if self.target_vocab is None:
+            raise ValueError(
+                f"[{self.name}] The component has no target vocabulary yet: call nlp.initialize() with "
+                "training examples whose reference Docs carry targets (set_target), or load a trained pipeline."
+            )
+
+    # Serialization: cfg and target vocabulary first, then the model sized by them.
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        self._check_initialized()
+        serializers = {
+            "cfg": lambda: srsly.json_dumps(self.cfg),
+            "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
+            "target_vocab": lambda: self.target_vocab.to_bytes(),
+            "model": lambda: self.model.to_bytes(),
+        }
+        return util.to_bytes(serializers, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
+        deserializers = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "target_vocab": lambda b: self._load_target_vocab(b),
+            "model": lambda b: self.model.from_bytes(b),
+        }
+        util.from_bytes(bytes_data, deserializers, exclude)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        self._check_initialized()
+        serializers = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
+            "target_vocab": lambda p: p.write_bytes(self.target_vocab.to_bytes()),
+            "model": lambda p: self.model.to_disk(p),
+        }
+        util.to_disk(path, serializers, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
+        deserializers = {
+            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "target_vocab": lambda p: self._load_target_vocab(p.read_bytes()),
+            "model": lambda p: self.model.from_disk(p),
+        }
+        util.from_disk(path, deserializers, exclude)
+        return self
+
+    def _load_target_vocab(self, data: bytes) -> None:
+        self.target_vocab = vocab_from_bytes(data)
+        self.model.set_dim("nO", len(self.target_vocab))
+
+
+def check_component_settings(
+    name: str,
+    output_attr: str,
+    vocab_kind: str,
+    min_freq: int,
+    max_size: int,
+    beam_size: int,
+    max_length: int,
+    length_penalty: float,
+) -> None:
+    """Raise a ValueError naming the first bad setting and how to fix it."""
+    if not output_attr or not output_attr.isidentifier():
+        raise ValueError(f"[{name}] 'output_attr' must be a valid extension name such as 'generated', got {output_attr!r}.")
+    if output_attr == TARGET_ATTR:
+        raise ValueError(f"[{name}] 'output_attr' cannot be {TARGET_ATTR!r}: that extension holds the training target.")
+    if vocab_kind not in VOCAB_KINDS:
+        raise ValueError(f"[{name}] unknown 'vocab_kind' {vocab_kind!r}: use one of {', '.join(VOCAB_KINDS)}.")
+    for setting, value in (("min_freq", min_freq), ("beam_size", beam_size), ("max_length", max_length)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"[{name}] '{setting}' must be a positive integer, got {value!r}.")
+    if not isinstance(max_size, int) or max_size <= len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"[{name}] 'max_size' must be an integer above {len(SPECIAL_TOKENS)} (the special tokens), got {max_size!r}."
+        )
+    if length_penalty < 0:
+        raise ValueError(f"[{name}] 'length_penalty' must be 0 or more, got {length_penalty!r}.")

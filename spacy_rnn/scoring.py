@@ -1,0 +1,51 @@
+"""Registered scorers.
+
+`spacy_rnn.seq2seq_scorer.v1` compares the text a component wrote to
+`doc._.<output_attr>` with the target on the reference Doc: ROUGE-1, ROUGE-2
+and ROUGE-L F1 (the `rouge-score` package, no stemming), corpus BLEU
+(`sacrebleu`, default 13a tokenization) and exact match after lowercasing and
+collapsing whitespace. All as fractions in [0, 1]; examples without a
+(non-empty) target are left out, and every score is None when none is left.
+"""
+from typing import Dict, Iterable, Optional
+
+import sacrebleu
+from rouge_score import rouge_scorer
+from spacy.training import Example
+from spacy.util import registry
+
+from .pipeline.targets import get_target
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+SEQ2SEQ_SCORES = tuple(f"seq2seq_{name}" for name in (*ROUGE_TYPES, "bleu", "exact"))
+
+
+def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", **cfg) -> Dict[str, Optional[float]]:
+    """ROUGE-1/2/L F, BLEU and exact match of generated texts against targets,
+    keyed seq2seq_rouge1, seq2seq_rouge2, seq2seq_rougeL, seq2seq_bleu, seq2seq_exact."""
+    predictions, targets = [], []
+    for example in examples:
+        target = get_target(example.reference)
+        if target and target.strip():
+            predictions.append(example.predicted._.get(output_attr) or "")
+            targets.append(target)
+    if not targets:
+        return {name: None for name in SEQ2SEQ_SCORES}
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
+    for prediction, target in zip(predictions, targets):
+        for name, score in scorer.score(target, prediction).items():
+            totals[name] += score.fmeasure
+    scores = {f"seq2seq_{name}": total / len(targets) for name, total in totals.items()}
+    scores["seq2seq_bleu"] = sacrebleu.corpus_bleu(predictions, [targets]).score / 100
+    scores["seq2seq_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
+    return scores
+
+
+def _normalize(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+@registry.scorers("spacy_rnn.seq2seq_scorer.v1")
+def make_seq2seq_scorer():
+    return seq2seq_score

@@ -1,0 +1,227 @@
+"""Target vocabularies for sequence to sequence models.
+
+Both kinds put the special tokens at the same fixed ids (PAD, BOS, EOS, UNK),
+map anything unknown to UNK, and decode through `TargetVocab.decode`, the one
+place where an output is cut at its first EOS:
+
+- `WordVocab`: words and punctuation marks, one id each. A piece written
+  right after the previous one, without a space, carries the JOINER prefix,
+  so decoding restores the spacing ("love it!" -> love, ￭!).
+- `BPEVocab`: subword pieces learnt with the `tokenizers` library (BPE over
+  Metaspace words), so rare words are spelled out instead of becoming UNK.
+
+No spaCy here: the vocabulary serializes to JSON.
+"""
+import re
+import string
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Sequence, Type
+
+import srsly
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIAL_TOKENS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>")  # in id order
+JOINER = "￭"  # marks a word piece written without a space before it
+WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
+
+
+def cut_at_eos(ids: Iterable[int]) -> List[int]:
+    """The ids before the first EOS (all of them when there is none)."""
+    kept = []
+    for token_id in ids:
+        if token_id == EOS:
+            break
+        kept.append(int(token_id))
+    return kept
+
+
+class TargetVocab:
+    """Shared behaviour of the target vocabularies; subclasses define how text
+    becomes pieces and back."""
+
+    kind = ""
+
+    def __init__(self, lowercase: bool = True):
+        self.lowercase = lowercase
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> List[int]:
+        """Ids of the pieces of `text`, UNK for unknown ones; no BOS or EOS."""
+        raise NotImplementedError
+
+    def id_to_piece(self, token_id: int) -> str:
+        raise NotImplementedError
+
+    def join(self, pieces: List[str]) -> str:
+        """Text from pieces."""
+        raise NotImplementedError
+
+    def unk_replacement(self, word: str) -> str:
+        """The piece that stands for a whole source word in place of an UNK."""
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int], unk_words: Optional[Sequence[Optional[str]]] = None) -> str:
+        """Text of an output: cut at the first EOS; an UNK at position i becomes
+        `unk_words[i]` when that is given, and stays "<UNK>" otherwise."""
+        pieces = []
+        for position, token_id in enumerate(cut_at_eos(ids)):
+            word = unk_words[position] if unk_words is not None and position < len(unk_words) else None
+            if token_id == UNK and word:
+                pieces.append(self.unk_replacement(word))
+            else:
+                pieces.append(self.id_to_piece(token_id))
+        return self.join(pieces)
+
+    def unk_rate(self, texts: Iterable[str]) -> float:
+        """Share of the pieces of `texts` that are UNK."""
+        n_pieces = n_unknown = 0
+        for text in texts:
+            ids = self.encode(text)
+            n_pieces += len(ids)
+            n_unknown += sum(1 for token_id in ids if token_id == UNK)
+        return n_unknown / n_pieces if n_pieces else 0.0
+
+    def to_dict(self) -> Dict:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        return srsly.json_dumps(dict(self.to_dict(), kind=self.kind)).encode("utf8")
+
+    def _normalize(self, text: str) -> str:
+        return text.lower() if self.lowercase else text
+
+
+class WordVocab(TargetVocab):
+    """One id per word or punctuation mark seen at least `min_freq` times in
+    the training targets, the most frequent first, `max_size` ids at most
+    (special tokens included)."""
+
+    kind = "word"
+
+    def __init__(self, pieces: Sequence[str], lowercase: bool = True):
+        super().__init__(lowercase)
+        if tuple(pieces[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"A WordVocab must start with the special tokens {SPECIAL_TOKENS}.")
+        self.pieces = list(pieces)
+        self.ids = {piece: i for i, piece in enumerate(self.pieces)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_freq: int = 1, max_size: int = 10000, lowercase: bool = True):
+        counts = Counter(piece for text in texts for piece in split_words(text, lowercase))
+        frequent = sorted((p for p, n in counts.items() if n >= min_freq), key=lambda p: (-counts[p], p))
+        return cls(list(SPECIAL_TOKENS) + frequent[: max(0, max_size - len(SPECIAL_TOKENS))], lowercase)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def encode(self, text: str) -> List[int]:
+        return [self.ids.get(piece, UNK) for piece in split_words(text, self.lowercase)]
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self.pieces[token_id]
+
+    def join(self, pieces: List[str]) -> str:
+        text = ""
+        for piece in pieces:
+            if piece.startswith(JOINER):
+                text += piece[len(JOINER) :]
+            else:
+                text += (" " if text else "") + piece
+        return text
+
+    def unk_replacement(self, word: str) -> str:
+        return self._normalize(word)
+
+    def to_dict(self) -> Dict:
+        return {"pieces": self.pieces, "lowercase": self.lowercase}
+
+
+def split_words(text: str, lowercase: bool) -> List[str]:
+    """Words and single punctuation marks; those glued to the previous piece
+    get the JOINER prefix."""
+    if lowercase:
+        text = text.lower()
+    pieces, end = [], None
+    for match in WORD_PATTERN.finditer(text):
+        pieces.append(JOINER + match.group() if match.start() == end else match.group())
+        end = match.end()
+    return pieces
+
+
+class BPEVocab(TargetVocab):
+    """Byte-pair-encoding subwords from the `tokenizers` library: Metaspace
+    words split at punctuation, merges seen at least `min_freq` times,
+    `max_size` ids at most. ASCII letters, digits and punctuation are always
+    in the alphabet, so only unseen exotic characters become UNK."""
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer: Tokenizer, lowercase: bool = True):
+        super().__init__(lowercase)
+        for token_id, token in enumerate(SPECIAL_TOKENS):
+            if tokenizer.token_to_id(token) != token_id:
+                raise ValueError(f"A BPEVocab tokenizer must have the special tokens {SPECIAL_TOKENS} at ids 0-3.")
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int = 8000, lowercase: bool = True):
+        tokenizer = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS[UNK]))
+        if lowercase:
+            tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(
+            vocab_size=max_size,
+            min_frequency=min_freq,
+            special_tokens=list(SPECIAL_TOKENS),
+            initial_alphabet=list(string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(list(texts), trainer)
+        return cls(tokenizer, lowercase)
+
+    def __len__(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> List[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self.tokenizer.id_to_token(token_id)
+
+    def join(self, pieces: List[str]) -> str:
+        return self.tokenizer.decoder.decode(pieces)
+
+    def unk_replacement(self, word: str) -> str:
+        return "▁" + self._normalize(word)
+
+    def to_dict(self) -> Dict:
+        return {"tokenizer": self.tokenizer.to_str(), "lowercase": self.lowercase}
+
+
+VOCAB_KINDS: Dict[str, Type[TargetVocab]] = {"word": WordVocab, "bpe": BPEVocab}
+
+
+def build_vocab(kind: str, texts: Iterable[str], min_freq: int, max_size: int, lowercase: bool) -> TargetVocab:
+    """A target vocabulary of the given kind ("word" or "bpe") from training texts."""
+    if kind not in VOCAB_KINDS:
+        raise ValueError(f"Unknown target vocabulary kind {kind!r}: use one of {', '.join(VOCAB_KINDS)}.")
+    if max_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"The target vocabulary 'max_size' ({max_size}) must exceed the {len(SPECIAL_TOKENS)} special tokens.")
+    if min_freq < 1:
+        raise ValueError(f"The target vocabulary 'min_freq' must be at least 1, got {min_freq}.")
+    return VOCAB_KINDS[kind].build(texts, min_freq=min_freq, max_size=max_size, lowercase=lowercase)
+
+
+def vocab_from_bytes(data: bytes) -> TargetVocab:
+    """Rebuild a vocabulary written by `TargetVocab.to_bytes`."""
+    msg = srsly.json_loads(data)
+    kind = msg.get("kind") if isinstance(msg, dict) else None
+    if kind == "word":
+        return WordVocab(msg["pieces"], lowercase=msg["lowercase"])
+    if kind == "bpe":
+        return BPEVocab(Tokenizer.from_str(msg["tokenizer"]), lowercase=msg["lowercase"])
+    raise ValueError(f"Cannot read the target vocabulary: unknown kind {kind!r} (expected 'word' or 'bpe').")
