@@ -3,9 +3,10 @@
 `spacy_rnn.seq2seq_scorer.v1` compares the text a component wrote to
 `doc._.<output_attr>` with the target on the reference Doc: ROUGE-1, ROUGE-2
 and ROUGE-L F1 (the `rouge-score` package, no stemming), corpus BLEU
-(`sacrebleu`, default 13a tokenization) and exact match after lowercasing and
-collapsing whitespace. All as fractions in [0, 1]; examples without a
-(non-empty) target are left out, and every score is None when none is left.
+(`sacrebleu`, 13a tokenization, up to 4-grams) and exact match after
+collapsing whitespace. All three ignore case, as the component lowercases by
+default. Scores are fractions in [0, 1]; examples without a (non-empty)
+target are left out, and every score is None when none is left.
 """
 from typing import Dict, Iterable, Optional
 
@@ -37,7 +38,7 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
         for name, score in scorer.score(target, prediction).items():
             totals[name] += score.fmeasure
     scores = {f"seq2seq_{name}": total / len(targets) for name, total in totals.items()}
-    scores["seq2seq_bleu"] = sacrebleu.corpus_bleu(predictions, [targets]).score / 100
+    scores["seq2seq_bleu"] = sacrebleu.corpus_bleu(predictions, [targets], lowercase=True).score / 100
     scores["seq2seq_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
     return scores
 

@@ -6,7 +6,8 @@ place where an output is cut at its first EOS:
 
 - `WordVocab`: words and punctuation marks, one id each. A piece written
   right after the previous one, without a space, carries the JOINER prefix,
-  so decoding restores the spacing ("love it!" -> love, ￭!).
+  so decoding restores the spacing ("love it!" -> love, ￭!). A mark after a
+  space ("love it !") is a different piece from a glued one.
 - `BPEVocab`: subword pieces learnt with the `tokenizers` library (BPE over
   Metaspace words), so rare words are spelled out instead of becoming UNK.
 
@@ -18,7 +19,7 @@ from collections import Counter
 from typing import Dict, Iterable, List, Optional, Sequence, Type
 
 import srsly
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>")  # in id order
@@ -153,9 +154,10 @@ def split_words(text: str, lowercase: bool) -> List[str]:
 
 class BPEVocab(TargetVocab):
     """Byte-pair-encoding subwords from the `tokenizers` library: Metaspace
-    words split at punctuation, merges seen at least `min_freq` times,
+    words (whitespace collapsed) split at punctuation, merges seen at least `min_freq` times,
     `max_size` ids at most. ASCII letters, digits and punctuation are always
-    in the alphabet, so only unseen exotic characters become UNK."""
+    in the alphabet (see `alphabet`), so only other unseen characters become
+    UNK."""
 
     kind = "bpe"
 
@@ -168,20 +170,33 @@ class BPEVocab(TargetVocab):
 
     @classmethod
     def build(cls, texts: Iterable[str], min_freq: int = 2, max_size: int = 8000, lowercase: bool = True):
+        smallest = len(SPECIAL_TOKENS) + len(cls.alphabet(lowercase))
+        if max_size < smallest:
+            raise ValueError(
+                f"A BPE vocabulary needs 'max_size' >= {smallest} (special tokens and the ASCII alphabet), "
+                f"got {max_size}."
+            )
         tokenizer = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS[UNK]))
-        if lowercase:
-            tokenizer.normalizer = normalizers.Lowercase()
+        steps = [normalizers.Strip(), normalizers.Replace(Regex(r"\s+"), " ")]
+        tokenizer.normalizer = normalizers.Sequence(steps + ([normalizers.Lowercase()] if lowercase else []))
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
         tokenizer.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(
             vocab_size=max_size,
             min_frequency=min_freq,
             special_tokens=list(SPECIAL_TOKENS),
-            initial_alphabet=list(string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation),
+            initial_alphabet=list(cls.alphabet(lowercase)),
             show_progress=False,
         )
         tokenizer.train_from_iterator(list(texts), trainer)
         return cls(tokenizer, lowercase)
+
+    @staticmethod
+    def alphabet(lowercase: bool) -> str:
+        """Characters always in the vocabulary; `max_size` must leave room for
+        them and the special tokens."""
+        letters = string.ascii_lowercase if lowercase else string.ascii_letters
+        return letters + string.digits + string.punctuation
 
     def __len__(self) -> int:
         return self.tokenizer.get_vocab_size()

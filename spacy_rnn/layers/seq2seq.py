@@ -83,7 +83,8 @@ def _forward(model: Model, inputs: Seq2SeqInput, is_train: bool):
 
     def backprop(d_logits: Floats2d) -> Seq2SeqInput:
         d_vectors, _ = backprop_encoder_decoder(d_logits)
-        backprop_tok2vec(d_vectors)
+        if any(len(d) for d in d_vectors):  # thinc's HashEmbed cannot backprop a batch without tokens
+            backprop_tok2vec(d_vectors)
         return inputs
 
     return logits, backprop
