@@ -18,12 +18,12 @@ from spacy.util import registry
 from .pipeline.targets import get_target
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-SEQ2SEQ_SCORES = tuple(f"seq2seq_{name}" for name in (*ROUGE_TYPES, "bleu", "exact"))
+SEQ2SEQ_SCORES = tuple(f"s2s_{name}" for name in (*ROUGE_TYPES, "bleu", "exact"))
 
 
 def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", **cfg) -> Dict[str, Optional[float]]:
     """ROUGE-1/2/L F, BLEU and exact match of generated texts against targets,
-    keyed seq2seq_rouge1, seq2seq_rouge2, seq2seq_rougeL, seq2seq_bleu, seq2seq_exact."""
+    keyed s2s_rouge1, s2s_rouge2, s2s_rougeL, s2s_bleu, s2s_exact."""
     predictions, targets = [], []
     for example in examples:
         target = get_target(example.reference)
@@ -37,9 +37,9 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
     for prediction, target in zip(predictions, targets):
         for name, score in scorer.score(target, prediction).items():
             totals[name] += score.fmeasure
-    scores = {f"seq2seq_{name}": total / len(targets) for name, total in totals.items()}
-    scores["seq2seq_bleu"] = sacrebleu.corpus_bleu(predictions, [targets], lowercase=True).score / 100
-    scores["seq2seq_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
+    scores = {f"s2s_{name}": total / len(targets) for name, total in totals.items()}
+    scores["s2s_bleu"] = sacrebleu.corpus_bleu(predictions, [targets], lowercase=True).score / 100
+    scores["s2s_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
     return scores
 
 

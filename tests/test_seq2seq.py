@@ -288,7 +288,7 @@ def test_generated_text_goes_to_the_configured_extension():
     doc = nlp("red blue")
     assert isinstance(doc._.title, str)
     scores = nlp.evaluate(examples_for(nlp, pairs))
-    assert 0.0 <= scores["seq2seq_rougeL"] <= 1.0
+    assert 0.0 <= scores["s2s_rougeL"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -328,15 +328,15 @@ def test_scorer():
 
     perfect = [example("Love it, so comfy!", "love it, so comfy!"), example("great dress for summer", "great dress for summer")]
     assert seq2seq_score(perfect) == pytest.approx({
-        "seq2seq_rouge1": 1.0, "seq2seq_rouge2": 1.0, "seq2seq_rougeL": 1.0, "seq2seq_bleu": 1.0, "seq2seq_exact": 1.0,
+        "s2s_rouge1": 1.0, "s2s_rouge2": 1.0, "s2s_rougeL": 1.0, "s2s_bleu": 1.0, "s2s_exact": 1.0,
     })
     # Corpus BLEU counts up to 4-grams: identical titles of fewer words score 0.
-    assert seq2seq_score([example("great dress", "great dress")])["seq2seq_bleu"] == 0.0
+    assert seq2seq_score([example("great dress", "great dress")])["s2s_bleu"] == 0.0
     scores = seq2seq_score([example("great dress", "love it"), example("love the top", "love the dress"), example("x", "")])
-    assert scores["seq2seq_exact"] == 0.0
-    assert scores["seq2seq_rouge1"] == pytest.approx((0 + 2 / 3) / 2)
-    assert scores["seq2seq_rouge2"] == pytest.approx((0 + 1 / 2) / 2)
-    assert seq2seq_score([example("x", None)])["seq2seq_rougeL"] is None
+    assert scores["s2s_exact"] == 0.0
+    assert scores["s2s_rouge1"] == pytest.approx((0 + 2 / 3) / 2)
+    assert scores["s2s_rouge2"] == pytest.approx((0 + 1 / 2) / 2)
+    assert seq2seq_score([example("x", None)])["s2s_rougeL"] is None
 
 
 def test_unk_rate_of_trained_vocabulary(copy_nlp):

@@ -122,11 +122,11 @@ rows = [5000,1000,2500,2500]
         "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v1"},
     },
     default_score_weights={
-        "seq2seq_rougeL": 1.0,
-        "seq2seq_rouge1": 0.0,
-        "seq2seq_rouge2": 0.0,
-        "seq2seq_bleu": 0.0,
-        "seq2seq_exact": 0.0,
+        "s2s_rougeL": 1.0,
+        "s2s_rouge1": 0.0,
+        "s2s_rouge2": 0.0,
+        "s2s_bleu": 0.0,
+        "s2s_exact": 0.0,
     },
 )
 def make_rnn_seq2seq(

@@ -1,0 +1,77 @@
+"""configs/seq2seq_titles.cfg: `spacy debug config` passes, and `spacy train`
+(no --code: entry points only) learns a copy task from DocBins whose Docs
+carry their targets."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import REPO
+from spacy_rnn.pipeline.seq2seq import set_target
+
+CONFIG = REPO / "configs" / "seq2seq_titles.cfg"
+SMALL_MODEL = {
+    "components.rnn_seq2seq.min_freq": "1",
+    "components.rnn_seq2seq.beam_size": "2",
+    "components.rnn_seq2seq.model.width": "32",
+    "components.rnn_seq2seq.model.target_width": "16",
+    "components.rnn_seq2seq.model.dropout": "0.0",
+    "components.rnn_seq2seq.model.tok2vec.width": "16",
+    "components.rnn_seq2seq.model.tok2vec.attrs": '["ORTH"]',
+    "components.rnn_seq2seq.model.tok2vec.rows": "[300]",
+    "training.dropout": "0.0",
+    "training.optimizer.learn_rate": "0.01",
+    "training.batcher.size": "8",
+    "training.logger.progress_bar": "false",
+}
+
+
+def spacy_cli(*args):
+    result = subprocess.run([sys.executable, "-m", "spacy", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def overrides(settings):
+    return [arg for name, value in settings.items() for arg in (f"--{name}", value)]
+
+
+@pytest.fixture(scope="module")
+def copy_docbin(tmp_path_factory):
+    """40 sequences of colour words whose target is the sequence itself."""
+    rng = random.Random(0)
+    words = "red green blue black white pink grey gold".split()
+    nlp = spacy.blank("en")
+    docbin = DocBin(store_user_data=True)
+    for _ in range(40):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(2, 5)))
+        docbin.add(set_target(nlp.make_doc(text), text))
+    path = tmp_path_factory.mktemp("copy") / "copy.spacy"
+    docbin.to_disk(path)
+    return path
+
+
+def test_debug_config_passes(copy_docbin):
+    out = spacy_cli("debug", "config", str(CONFIG), "--paths.train", str(copy_docbin), "--paths.dev", str(copy_docbin))
+    assert "Config is valid" in out
+
+
+def test_spacy_train_learns_to_copy(copy_docbin, tmp_path):
+    settings = dict(SMALL_MODEL, **{"training.max_epochs": "40", "training.eval_frequency": "50"})
+    spacy_cli(
+        "train", str(CONFIG), "--paths.train", str(copy_docbin), "--paths.dev", str(copy_docbin),
+        "--output", str(tmp_path / "out"), *overrides(settings),
+    )
+    meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text())
+    assert meta["performance"]["s2s_rougeL"] > 0.9
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    assert nlp("red blue gold")._.generated.split()[0] in {"red", "blue", "gold"}
+    metrics = tmp_path / "metrics.json"
+    spacy_cli("evaluate", str(tmp_path / "out" / "model-best"), str(copy_docbin), "--output", str(metrics))
+    scores = json.loads(metrics.read_text())
+    assert scores["s2s_rougeL"] == pytest.approx(meta["performance"]["s2s_rougeL"])
+    assert set(scores) >= {"s2s_rouge1", "s2s_rouge2", "s2s_rougeL", "s2s_bleu", "s2s_exact"}
