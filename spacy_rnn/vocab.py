@@ -225,7 +225,9 @@ def build_vocab(kind: str, texts: Iterable[str], min_freq: int, max_size: int, l
     if kind not in VOCAB_KINDS:
         raise ValueError(f"Unknown target vocabulary kind {kind!r}: use one of {', '.join(VOCAB_KINDS)}.")
     if max_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"The target vocabulary 'max_size' ({max_size}) must exceed the {len(SPECIAL_TOKENS)} special tokens.")
+        raise ValueError(
+            f"The target vocabulary 'max_size' ({max_size}) must exceed the {len(SPECIAL_TOKENS)} special tokens."
+        )
     if min_freq < 1:
         raise ValueError(f"The target vocabulary 'min_freq' must be at least 1, got {min_freq}.")
     return VOCAB_KINDS[kind].build(texts, min_freq=min_freq, max_size=max_size, lowercase=lowercase)

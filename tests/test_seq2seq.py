@@ -165,8 +165,8 @@ def test_teacher_forced_logits_do_not_depend_on_the_batch(copy_nlp):
     seq2seq = copy_nlp.get_pipe("rnn_seq2seq")
     short = examples_for(copy_nlp, [("red blue", "red blue")])
     long = examples_for(copy_nlp, [("gold pink grey white blue", "gold pink grey white blue black red")])
-    (short_docs, short_targets) = [eg.predicted for eg in short], seq2seq._with_targets(short, "test")[1]
-    both_targets = seq2seq._with_targets(short + long, "test")[1]
+    (short_docs, short_targets) = [eg.predicted for eg in short], seq2seq._encode_targets(short)
+    both_targets = seq2seq._encode_targets(short + long)
     alone = seq2seq.model.predict((short_docs, short_targets))
     batched = seq2seq.model.predict((short_docs + [long[0].predicted], both_targets))
     numpy.testing.assert_allclose(batched[: len(alone)], alone, atol=1e-5)
@@ -178,7 +178,7 @@ def test_loss_is_mean_cross_entropy_and_its_gradient(copy_nlp):
     rng = numpy.random.default_rng(0)
     scores = rng.normal(size=(5, len(seq2seq.target_vocab))).astype("float32")  # 3 + 2 target ids (EOS included)
     loss, d_scores = seq2seq.get_loss(examples, scores)
-    gold = [i for target in seq2seq._with_targets(examples, "test")[1] for i in target]
+    gold = [i for target in seq2seq._encode_targets(examples) for i in target]
     log_probs = scores - numpy.log(numpy.exp(scores).sum(axis=1, keepdims=True))
     assert loss == pytest.approx(-log_probs[numpy.arange(5), gold].mean(), rel=1e-5)
     nudged = scores.copy()
@@ -247,7 +247,7 @@ def test_empty_targets_are_skipped_with_a_warning(copy_nlp):
     seq2seq = copy_nlp.get_pipe("rnn_seq2seq")
     good = examples_for(copy_nlp, [("red blue", "red blue"), ("gold", "gold")])
     empty = examples_for(copy_nlp, [("grey pink", ""), ("white", "  ")])
-    (docs, targets) = [eg.predicted for eg in good], seq2seq._with_targets(good, "test")[1]
+    (docs, targets) = [eg.predicted for eg in good], seq2seq._encode_targets(good)
     scores = seq2seq.model.predict((docs, targets))
     with pytest.warns(UserWarning, match="skipped 2 of 4 examples whose target text is empty"):
         loss_with_empty, _ = seq2seq.get_loss(good + empty, scores)
@@ -326,13 +326,18 @@ def test_scorer():
         eg.predicted._.set("generated", prediction)
         return eg
 
-    perfect = [example("Love it, so comfy!", "love it, so comfy!"), example("great dress for summer", "great dress for summer")]
+    perfect = [
+        example("Love it, so comfy!", "love it, so comfy!"),
+        example("great dress for summer", "great dress for summer"),
+    ]
     assert seq2seq_score(perfect) == pytest.approx({
         "s2s_rouge1": 1.0, "s2s_rouge2": 1.0, "s2s_rougeL": 1.0, "s2s_bleu": 1.0, "s2s_exact": 1.0,
     })
     # Corpus BLEU counts up to 4-grams: identical titles of fewer words score 0.
     assert seq2seq_score([example("great dress", "great dress")])["s2s_bleu"] == 0.0
-    scores = seq2seq_score([example("great dress", "love it"), example("love the top", "love the dress"), example("x", "")])
+    scores = seq2seq_score(
+        [example("great dress", "love it"), example("love the top", "love the dress"), example("x", "")]
+    )
     assert scores["s2s_exact"] == 0.0
     assert scores["s2s_rouge1"] == pytest.approx((0 + 2 / 3) / 2)
     assert scores["s2s_rouge2"] == pytest.approx((0 + 1 / 2) / 2)

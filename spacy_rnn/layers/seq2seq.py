@@ -30,7 +30,12 @@ class Generation(NamedTuple):
 
 
 def Seq2Seq(
-    tok2vec: Model[List[Doc], List[Floats2d]], width: int, target_width: int, decoder: str, nO: Optional[int] = None, **rnn_kwargs: Any
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    width: int,
+    target_width: int,
+    decoder: str,
+    nO: Optional[int] = None,
+    **rnn_kwargs: Any,
 ) -> Model[Seq2SeqInput, Floats2d]:
     """Token vectors from `tok2vec` feeding an RNN encoder-decoder with nO
     target ids; output: logits (total target length, nO), Doc by Doc."""
@@ -42,9 +47,7 @@ def Seq2Seq(
         attrs={"module_kwargs": dict(rnn_kwargs, width=width, target_width=target_width, decoder=decoder)},
         shims=[TorchModuleShim(EncoderDecoder)],
     )
-    model = Model(
-        "rnn_seq2seq", _forward, init=_init, layers=[tok2vec, encoder_decoder], dims={"nO": nO}, attrs={"decoder": decoder}
-    )
+    model = Model("rnn_seq2seq", _forward, init=_init, layers=[tok2vec, encoder_decoder], dims={"nO": nO})
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("encoder_decoder", encoder_decoder)
     return model

@@ -157,7 +157,9 @@ class EncoderDecoder(nn.Module):
             most_attended = weights.argmax(dim=2)
         return self.output(self.dropout(hidden)), state, most_attended
 
-    def forward(self, flat: Tensor, lengths: Sequence[int], decoder_inputs: Tensor, target_lengths: Sequence[int]) -> Tensor:
+    def forward(
+        self, flat: Tensor, lengths: Sequence[int], decoder_inputs: Tensor, target_lengths: Sequence[int]
+    ) -> Tensor:
         """Teacher forcing: decoder_inputs (batch, steps) holds each target
         shifted right (BOS first), padded. Returns the logits of the real
         target positions only, (sum(target_lengths), nO), Doc by Doc."""

@@ -189,7 +189,9 @@ class RNNSeq2Seq(TrainablePipe):
         replace_unk: bool = True,
         scorer: Optional[Callable] = seq2seq_score,
     ):
-        check_component_settings(name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty)
+        check_component_settings(
+            name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty
+        )
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -226,7 +228,10 @@ class RNNSeq2Seq(TrainablePipe):
     def generated_text(self, doc: Doc, generation: Generation) -> str:
         unk_words = None
         if self.cfg["replace_unk"] and generation.sources is not None and len(doc):
-            unk_words = [doc[i].text if token_id == UNK else None for i, token_id in zip(generation.sources, generation.ids)]
+            unk_words = [
+                doc[source].text if token_id == UNK else None
+                for source, token_id in zip(generation.sources, generation.ids)
+            ]
         return self.target_vocab.decode(generation.ids, unk_words)
 
     # Training
@@ -246,11 +251,11 @@ class RNNSeq2Seq(TrainablePipe):
         examples = list(examples)
         validate_examples(examples, "RNNSeq2Seq.update")
         self._check_initialized()
-        examples, targets = self._with_targets(examples, "RNNSeq2Seq.update")
+        examples = self._with_targets(examples, "RNNSeq2Seq.update")
         if not examples:
             return losses
         set_dropout_rate(self.model, drop)
-        logits, backprop = self.model.begin_update(([eg.predicted for eg in examples], targets))
+        logits, backprop = self.model.begin_update(([eg.predicted for eg in examples], self._encode_targets(examples)))
         loss, d_logits = self.get_loss(examples, logits)
         backprop(d_logits)
         if sgd is not None:
@@ -262,7 +267,7 @@ class RNNSeq2Seq(TrainablePipe):
         """Mean cross-entropy of the logits of every target position (EOS
         included) and its gradient. Examples without a usable target are left
         out, as in `update`."""
-        _examples, targets = self._with_targets(list(examples), "RNNSeq2Seq.get_loss")
+        targets = self._encode_targets(self._with_targets(list(examples), "RNNSeq2Seq.get_loss"))
         ops = self.model.ops
         gold = ops.xp.asarray([token_id for target in targets for token_id in target], dtype="int64")
         if scores.shape[0] != len(gold):
@@ -287,7 +292,7 @@ class RNNSeq2Seq(TrainablePipe):
         """Build the target vocabulary from the training targets, then size
         and initialize the model."""
         validate_get_examples(get_examples, "RNNSeq2Seq.initialize")
-        examples, _ = self._with_targets(list(get_examples()), "RNNSeq2Seq.initialize", warn=False)
+        examples = self._with_targets(list(get_examples()), "RNNSeq2Seq.initialize")
         if not examples:
             raise ValueError(
                 f"[{self.name}] No training example has a non-empty target, so there is no target vocabulary "
@@ -305,12 +310,9 @@ class RNNSeq2Seq(TrainablePipe):
         sample = examples[:N_INIT_EXAMPLES]
         self.model.initialize(X=([eg.predicted for eg in sample], self._encode_targets(sample)))
 
-    def _with_targets(
-        self, examples: List[Example], where: str, warn: bool = True
-    ) -> Tuple[List[Example], List[List[int]]]:
-        """The examples with a non-empty target and their target ids (EOS at
-        the end). Raises for an example without a target; skips, with a
-        warning, those whose target is empty."""
+    def _with_targets(self, examples: List[Example], where: str) -> List[Example]:
+        """The examples with a non-empty target. Raises for an example without
+        a target; skips, with a warning, those whose target is empty."""
         kept = []
         for example in examples:
             target = get_target(example.reference)
@@ -323,15 +325,16 @@ class RNNSeq2Seq(TrainablePipe):
                 )
             if target.strip():
                 kept.append(example)
-        if warn and len(kept) < len(examples):
+        if len(kept) < len(examples):
             warnings.warn(
                 f"[{self.name}] {where}: skipped {len(examples) - len(kept)} of {len(examples)} examples "
                 "whose target text is empty. Remove them from the training data to silence this warning.",
                 UserWarning,
             )
-        return kept, (self._encode_targets(kept) if self.target_vocab is not None else [])
+        return kept
 
     def _encode_targets(self, examples: List[Example]) -> List[List[int]]:
+        """Target ids of each example, EOS at the end."""
         return [self.target_vocab.encode(get_target(eg.reference)) + [EOS] for eg in examples]
 
     def _check_initialized(self) -> None:
@@ -400,7 +403,9 @@ def check_component_settings(
 ) -> None:
     """Raise a ValueError naming the first bad setting and how to fix it."""
     if not output_attr or not output_attr.isidentifier():
-        raise ValueError(f"[{name}] 'output_attr' must be a valid extension name such as 'generated', got {output_attr!r}.")
+        raise ValueError(
+            f"[{name}] 'output_attr' must be a valid extension name such as 'generated', got {output_attr!r}."
+        )
     if output_attr == TARGET_ATTR:
         raise ValueError(f"[{name}] 'output_attr' cannot be {TARGET_ATTR!r}: that extension holds the training target.")
     if vocab_kind not in VOCAB_KINDS:
@@ -410,7 +415,8 @@ def check_component_settings(
             raise ValueError(f"[{name}] '{setting}' must be a positive integer, got {value!r}.")
     if not isinstance(max_size, int) or max_size <= len(SPECIAL_TOKENS):
         raise ValueError(
-            f"[{name}] 'max_size' must be an integer above {len(SPECIAL_TOKENS)} (the special tokens), got {max_size!r}."
+            f"[{name}] 'max_size' must be an integer above {len(SPECIAL_TOKENS)} (the special tokens), "
+            f"got {max_size!r}."
         )
     if length_penalty < 0:
         raise ValueError(f"[{name}] 'length_penalty' must be 0 or more, got {length_penalty!r}.")
