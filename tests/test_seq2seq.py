@@ -267,7 +267,8 @@ def test_initialize_needs_a_non_empty_target():
     nlp = make_nlp()
     examples = examples_for(nlp, [("red", ""), ("blue", " ")])
     with pytest.raises(ValueError, match="No training example has a non-empty target"):
-        nlp.initialize(lambda: examples)
+        with pytest.warns(UserWarning, match="skipped 2 of 2"):
+            nlp.initialize(lambda: examples)
 
 
 def test_target_travels_in_a_docbin(tmp_path):
