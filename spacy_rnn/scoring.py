@@ -10,8 +10,6 @@ target are left out, and every score is None when none is left.
 """
 from typing import Dict, Iterable, Optional
 
-import sacrebleu
-from rouge_score import rouge_scorer
 from spacy.training import Example
 from spacy.util import registry
 
@@ -32,6 +30,10 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
             targets.append(target)
     if not targets:
         return {name: None for name in SEQ2SEQ_SCORES}
+    # Imported here: rouge-score pulls in nltk (over a second), which plain `import spacy_rnn` should not pay.
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for prediction, target in zip(predictions, targets):
