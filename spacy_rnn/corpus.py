@@ -5,11 +5,16 @@ or `{"text": str, "target": str, ...}` (sequence to sequence).
 """
 import gzip
 import json
+import random
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
-from spacy.tokens import DocBin
+from spacy.tokens import Doc, DocBin
+
+from .pipeline.targets import set_target
+
+STRING_FIELDS = ("text", "target")
 
 
 class DataError(ValueError):
@@ -18,7 +23,8 @@ class DataError(ValueError):
 
 def read_jsonl(path: Union[str, Path], required: Sequence[str] = ("text",)) -> Iterator[Dict]:
     """Yield the records of a .jsonl or .jsonl.gz file, checking that each is a
-    JSON object with the required fields."""
+    JSON object with the required fields (and that `text` and `target` are
+    strings)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -35,8 +41,9 @@ def read_jsonl(path: Union[str, Path], required: Sequence[str] = ("text",)) -> I
                 missing = [field for field in required if field not in record]
                 if missing:
                     raise DataError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}.")
-                if not isinstance(record["text"], str):
-                    raise DataError(f"{path}:{line_no}: 'text' must be a string, got {record['text']!r}.")
+                for field in STRING_FIELDS:
+                    if field in record and not isinstance(record[field], str):
+                        raise DataError(f"{path}:{line_no}: '{field}' must be a string, got {record[field]!r}.")
                 yield record
     except (OSError, UnicodeDecodeError, EOFError) as err:
         raise DataError(f"{path}: cannot be read ({err}).") from None
@@ -50,20 +57,82 @@ def cats_for(label: Union[str, int], labels: Sequence[str]) -> Dict[str, float]:
     return {other: float(other == name) for other in labels}
 
 
+def textcat_docs(
+    nlp: Language, records: Sequence[Dict], labels: Sequence[str], batch_size: int = 256, n_process: int = 1
+) -> Iterator[Doc]:
+    """Docs whose `cats` are one-hot over `labels`, one per record, in order."""
+    texts = (record["text"] for record in records)
+    for record, doc in zip(records, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
+        doc.cats = cats_for(record["label"], labels)
+        yield doc
+
+
+def seq2seq_docs(nlp: Language, records: Sequence[Dict], batch_size: int = 256, n_process: int = 1) -> Iterator[Doc]:
+    """Reference Docs of the source texts carrying their `target` (see
+    `spacy_rnn.pipeline.targets.set_target`), one per record, in order. Save
+    them with `DocBin(store_user_data=True)`."""
+    texts = (record["text"] for record in records)
+    for record, doc in zip(records, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
+        yield set_target(doc, record["target"])
+
+
 def textcat_docbin(
     nlp: Language, records: Iterable[Dict], labels: Sequence[str], batch_size: int = 256, n_process: int = 1
 ) -> DocBin:
     """A DocBin of Docs whose `cats` are one-hot over `labels`."""
-    records = list(records)
-    docbin = DocBin(store_user_data=True)
-    texts = (record["text"] for record in records)
-    for record, doc in zip(records, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
-        doc.cats = cats_for(record["label"], labels)
-        docbin.add(doc)
-    return docbin
+    return DocBin(docs=textcat_docs(nlp, list(records), labels, batch_size, n_process), store_user_data=True)
 
 
 def label_names(records: Iterable[Dict]) -> List[str]:
     """Sorted label names (numerically for integer labels such as stars)."""
     values = {record["label"] for record in records}
     return [str(v) for v in sorted(values, key=lambda v: (not isinstance(v, int), v))]
+
+
+def _groups(records: Sequence[Dict], group_by: Optional[str]) -> Dict[object, List[int]]:
+    """Record indices by the value of `group_by` (each record alone without it),
+    in order of first appearance."""
+    groups: Dict[object, List[int]] = {}
+    for i, record in enumerate(records):
+        if group_by is None:
+            key: object = i
+        elif group_by in record:
+            key = ("group", record[group_by])
+        else:
+            raise DataError(f"record {i + 1} has no '{group_by}' field to keep its group together.")
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def _shuffled_groups(records: Sequence[Dict], group_by: Optional[str], seed: int) -> List[List[int]]:
+    groups = list(_groups(records, group_by).values())
+    random.Random(seed).shuffle(groups)
+    return groups
+
+
+def split_dev(
+    records: Sequence[Dict], dev_share: float, seed: int = 0, group_by: Optional[str] = None
+) -> Tuple[List[Dict], List[Dict]]:
+    """Cut a dev split from training records: (train, dev), both in the
+    original order. Whole groups (records with the same `group_by` value, such
+    as SARC's `pair_id`) go to one side; the choice depends only on `seed`."""
+    if not 0 < dev_share < 1:
+        raise ValueError(f"dev_share must be between 0 and 1 (exclusive), got {dev_share}.")
+    groups = _shuffled_groups(records, group_by, seed)
+    n_dev = max(1, round(len(groups) * dev_share))
+    dev_ids = {i for group in groups[:n_dev] for i in group}
+    train = [r for i, r in enumerate(records) if i not in dev_ids]
+    dev = [r for i, r in enumerate(records) if i in dev_ids]
+    return train, dev
+
+
+def sample(records: Sequence[Dict], limit: int, seed: int = 0, group_by: Optional[str] = None) -> List[Dict]:
+    """At most `limit` records (whole groups), drawn with a fixed seed and kept in
+    their original order; all of them when `limit` is 0."""
+    if limit <= 0 or limit >= len(records):
+        return list(records)
+    chosen: set = set()
+    for group in _shuffled_groups(records, group_by, seed):
+        if len(chosen) + len(group) <= limit:
+            chosen.update(group)
+    return [r for i, r in enumerate(records) if i in chosen]

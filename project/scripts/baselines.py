@@ -1,0 +1,158 @@
+"""Baselines on the same DocBins as spacy-rnn, written in the same metrics
+format (see evaluate.py) so the report compares like with like.
+
+textcat:
+- `tfidf`: TF-IDF of word 1-2-grams + logistic regression (scikit-learn), C
+  picked on the dev split by macro-F1;
+- `bow`, `ensemble`, `bilstm`: spaCy's built-in text classifiers
+  (configs/baseline_*.cfg: TextCatBOW.v3, the default TextCatEnsemble.v2,
+  TorchBiLSTMEncoder.v1 in TextCatReduce.v1), trained with scripts/train.py
+  (`spacy train`; extra arguments are config overrides, e.g. --training.max_epochs 8).
+
+seq2seq (review -> title): the most frequent training title, the first four
+words of the review, and the title of the most similar training review
+(TF-IDF cosine).
+
+    python scripts/baselines.py textcat corpus/sarcasm metrics/sarcasm training/sarcasm_baselines
+"""
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy
+import spacy
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from spacy.cli._util import parse_config_overrides
+from spacy.tokens import Doc, DocBin
+from spacy.training import Example
+
+from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
+from spacy_rnn.pipeline.targets import get_target
+from train import train
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SPACY_BASELINES = {
+    "bow": ("spaCy TextCatBOW.v3", "baseline_bow.cfg"),
+    "ensemble": ("spaCy TextCatEnsemble.v2 (default textcat)", "baseline_ensemble.cfg"),
+    "bilstm": ("spaCy TorchBiLSTMEncoder + TextCatReduce", "baseline_bilstm.cfg"),
+}
+TFIDF_NAME = "TF-IDF (1-2-grams) + LogReg"
+C_GRID = (0.25, 1.0, 4.0, 16.0)
+TITLE_BASELINES = {
+    "most_frequent": "the most frequent training title",
+    "first_words": "the first 4 words of the review",
+    "tfidf_nearest": "the title of the TF-IDF nearest training review",
+}
+OUTPUT_ATTR = "generated"
+
+
+def read_docs(path: Path) -> List[Doc]:
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+
+
+def tfidf() -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+
+
+def tfidf_logreg(corpus: Path, out_dir: Path, stars: bool) -> Dict:
+    """Fit TF-IDF + logistic regression on train, pick C on dev, score test."""
+    splits = {split: read_docs(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    texts = {split: [doc.text for doc in docs] for split, docs in splits.items()}
+    gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
+    labels = list(splits["train"][0].cats)
+    start = time.perf_counter()
+    vectorizer = tfidf()
+    features = {"train": vectorizer.fit_transform(texts["train"]), "dev": vectorizer.transform(texts["dev"])}
+    fitted = []
+    for c in C_GRID:
+        model = LogisticRegression(C=c, max_iter=2000).fit(features["train"], gold["train"])
+        dev_f1 = f1_score(gold["dev"], model.predict(features["dev"]), average="macro")
+        fitted.append((dev_f1, c, model))
+    dev_f1, best_c, model = max(fitted, key=lambda item: item[0])
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    probs = model.predict_proba(vectorizer.transform(texts["test"]))
+    n_words = sum(len(doc) for doc in splits["test"])
+    words_per_second = n_words / (time.perf_counter() - start)
+    cats = [dict(zip(model.classes_, row)) for row in probs]
+    result = textcat_result(texts["test"], gold["test"], cats, labels, stars)
+    extra = {"train_seconds": round(seconds, 1), "words_per_second": words_per_second, "C": best_c,
+             "dev_macro_f1": dev_f1}
+    return write_outputs(out_dir, "tfidf", TFIDF_NAME, result, extra)
+
+
+def spacy_baseline(key: str, corpus: Path, out_dir: Path, training_dir: Path, stars: bool, gpu_id: int,
+                   overrides: Dict) -> Dict:
+    name, config = SPACY_BASELINES[key]
+    output = training_dir / key
+    paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
+    train(CONFIGS / config, output, {**paths, **overrides}, gpu_id)
+    return evaluate_pipeline(output / "model-best", corpus / "test.spacy", out_dir, key, name, stars,
+                             output / "log.jsonl", output / "train.json", gpu_id)
+
+
+def nearest_titles(train_texts: List[str], train_titles: List[str], texts: List[str], chunk: int = 256) -> List[str]:
+    """The title of the most similar training review (TF-IDF cosine) for each text."""
+    vectorizer = tfidf()
+    train_matrix = vectorizer.fit_transform(train_texts)
+    matrix = vectorizer.transform(texts)
+    titles = []
+    for start in range(0, matrix.shape[0], chunk):
+        similarity = (matrix[start:start + chunk] @ train_matrix.T).toarray()
+        titles.extend(train_titles[i] for i in numpy.argmax(similarity, axis=1))
+    return titles
+
+
+def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
+    if not Doc.has_extension(OUTPUT_ATTR):
+        Doc.set_extension(OUTPUT_ATTR, default=None)
+    train_docs, test_docs = read_docs(corpus / "train.spacy"), read_docs(corpus / "test.spacy")
+    train_texts = [doc.text for doc in train_docs]
+    train_titles = [get_target(doc) or "" for doc in train_docs]
+    texts = [doc.text for doc in test_docs]
+    most_frequent = Counter(title.lower().strip() for title in train_titles).most_common(1)[0][0]
+    predictions = {
+        "most_frequent": [most_frequent] * len(texts),
+        "first_words": [" ".join(text.split()[:4]) for text in texts],
+        "tfidf_nearest": nearest_titles(train_texts, train_titles, texts),
+    }
+    records = []
+    for key, outputs in predictions.items():
+        examples = []
+        for doc, output in zip(test_docs, outputs):
+            predicted = doc.copy()
+            predicted._.set(OUTPUT_ATTR, output)
+            examples.append(Example(predicted, doc))
+        records.append(write_outputs(out_dir, key, TITLE_BASELINES[key], seq2seq_result(examples, OUTPUT_ATTR), {}))
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["textcat", "seq2seq"])
+    parser.add_argument("corpus", type=Path, help="folder with train.spacy, dev.spacy, test.spacy")
+    parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
+    parser.add_argument("training_dir", type=Path, nargs="?", help="textcat: folder for the spaCy baselines")
+    parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train spaCy's models on; -1: CPU")
+    args, rest = parser.parse_known_args()
+    if args.kind == "seq2seq":
+        records = title_baselines(args.corpus, args.out_dir)
+    else:
+        if args.training_dir is None:
+            parser.error("textcat baselines need a training_dir for spaCy's models")
+        overrides = parse_config_overrides(rest)
+        records = [tfidf_logreg(args.corpus, args.out_dir, args.stars)]
+        for key in SPACY_BASELINES:
+            records.append(spacy_baseline(key, args.corpus, args.out_dir, args.training_dir, args.stars,
+                                          args.gpu_id, overrides))
+    for record in records:
+        print(f"✔ {record['system']}: {summary(record)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Evaluate a trained pipeline on the test split and draw its pictures.
+
+One pass over the test DocBin gives spaCy's scores (the ones `spacy evaluate`
+reports, in `<key>_spacy.json`) and the predictions; from the predictions
+come, in OUT_DIR:
+
+- `<key>.json`: the metrics. Text classification: accuracy, macro-F1,
+  per-class precision/recall/F1 and the confusion matrix (scikit-learn), and
+  with `--stars` the mean absolute error in stars and the share of predictions
+  within one star. Seq2seq: ROUGE-1/2/L, BLEU and exact match. Both with
+  spaCy's own scores, its words/s, and the training time from train.json.
+- `<key>_predictions.jsonl`: text, gold and prediction for every test Doc;
+- `<key>_confusion.png` (classification) and, given `--log`,
+  `<key>_learning_curve.png`: dev score and training loss over the steps.
+
+    python scripts/evaluate.py training/sarcasm/model-best corpus/sarcasm/test.spacy metrics/sarcasm \\
+        --key rnn --name "spacy-rnn LSTM" --log training/sarcasm/log.jsonl --train-info training/sarcasm/train.json
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy  # noqa: E402
+import spacy  # noqa: E402
+from sklearn import metrics  # noqa: E402
+from spacy.language import Language  # noqa: E402
+from spacy.tokens import DocBin  # noqa: E402
+from spacy.scorer import Scorer  # noqa: E402
+from spacy.training import Example  # noqa: E402
+
+from common import atomic_path, read_json, write_json, write_jsonl  # noqa: E402
+from spacy_rnn.pipeline.targets import get_target  # noqa: E402
+from spacy_rnn.scoring import seq2seq_score  # noqa: E402
+
+TEXTCAT_PIPES = ("textcat", "textcat_multilabel")
+SEQ2SEQ_PIPE = "rnn_seq2seq"
+CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def predict(nlp: Language, test_path: Path) -> Tuple[List[Example], Dict]:
+    """Run the pipeline over the test Docs' texts: the annotated Examples and
+    spaCy's scores of them, as `spacy evaluate` computes them (`Language.evaluate`
+    keeps no predictions, so its steps are done here: tokenize and pipe, timed
+    for words/s, then `Scorer.score`)."""
+    references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(nlp.make_doc(doc.text) for doc in references))
+    seconds = time.perf_counter() - start
+    examples = [Example(doc, reference) for doc, reference in zip(predicted, references)]
+    scores = Scorer(nlp).score(examples)
+    scores["speed"] = sum(len(doc) for doc in predicted) / seconds
+    return examples, scores
+
+
+def top_label(cats: Dict[str, float]) -> str:
+    return max(cats, key=cats.get)
+
+
+def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], stars: bool) -> Dict:
+    """Accuracy, macro-F1, per-class P/R/F1, confusion matrix (rows: gold,
+    columns: predicted); with `stars`, labels are numbers and the mean
+    absolute error and the share within one star are added."""
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        gold, pred, labels=list(labels), zero_division=0
+    )
+    result = {
+        "n": len(gold),
+        "accuracy": metrics.accuracy_score(gold, pred),
+        "macro_f1": metrics.f1_score(gold, pred, labels=list(labels), average="macro", zero_division=0),
+        "per_class": {
+            label: {"precision": p, "recall": r, "f1": f, "support": int(s)}
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
+        "confusion": {"labels": list(labels), "matrix": metrics.confusion_matrix(gold, pred, labels=list(labels)).tolist()},
+    }
+    if stars:
+        errors = numpy.abs(numpy.array(gold, dtype=float) - numpy.array(pred, dtype=float))
+        result["mae"] = float(errors.mean())
+        result["within_one"] = float((errors <= 1).mean())
+    return {key: float(value) if isinstance(value, numpy.floating) else value for key, value in result.items()}
+
+
+def plot_confusion(confusion: Dict, title: str, path: Path) -> None:
+    matrix = numpy.array(confusion["matrix"])
+    labels = confusion["labels"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    for (row, col), count in numpy.ndenumerate(matrix):
+        dark = count > matrix.max() / 2
+        ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 3 else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def plot_learning_curve(log_path: Path, title: str, path: Path) -> None:
+    """Dev score and mean training loss per step (spaCy logs the loss summed
+    since the previous evaluation) over the training steps."""
+    log = [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
+    steps = [entry["step"] for entry in log]
+    losses = []
+    for previous, entry in zip([None] + log[:-1], log):
+        n_steps = max(1, entry["step"] - (previous["step"] if previous else -1))
+        losses.append(sum(entry["losses"].values()) / n_steps)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6.5, 5))
+    top.plot(steps, [entry["score"] for entry in log], marker="o")
+    top.set_ylabel("dev score")
+    top.set_title(title)
+    bottom.plot(steps, losses, marker="o", color="tab:red")
+    bottom.set_ylabel("training loss / step")
+    bottom.set_xlabel("step")
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def textcat_result(texts: Sequence[str], gold: Sequence[str], cats: Sequence[Dict[str, float]],
+                   labels: Sequence[str], stars: bool) -> Dict:
+    """Metrics and per-Doc rows of a classifier's scores `cats` per text."""
+    pred = [top_label(doc_cats) for doc_cats in cats]
+    rows = [{"text": text, "gold": g, "pred": p, "score": round(float(doc_cats[p]), 4)}
+            for text, g, p, doc_cats in zip(texts, gold, pred, cats)]
+    return {"metrics": classification_metrics(gold, pred, labels, stars), "predictions": rows}
+
+
+def seq2seq_result(examples: List[Example], attr: str) -> Dict:
+    """Metrics (spacy_rnn's seq2seq scorer, without the s2s_ prefix) and rows
+    of examples whose predicted Docs carry a generated text in `doc._.<attr>`."""
+    result = {key[len("s2s_"):]: value for key, value in seq2seq_score(examples, output_attr=attr).items()}
+    result["n"] = len(examples)
+    rows = [{"text": eg.reference.text, "gold": get_target(eg.reference), "pred": eg.predicted._.get(attr)}
+            for eg in examples]
+    return {"metrics": result, "predictions": rows}
+
+
+def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool) -> Dict:
+    """Metrics and rows of examples annotated by `nlp`."""
+    if SEQ2SEQ_PIPE in nlp.pipe_names:
+        return seq2seq_result(examples, nlp.get_pipe(SEQ2SEQ_PIPE).cfg["output_attr"])
+    pipe = next((name for name in TEXTCAT_PIPES if name in nlp.pipe_names), None)
+    if pipe is None:
+        raise ValueError(f"No textcat, textcat_multilabel or {SEQ2SEQ_PIPE} in the pipeline {nlp.pipe_names}.")
+    texts = [eg.reference.text for eg in examples]
+    gold = [top_label(eg.reference.cats) for eg in examples]
+    cats = [eg.predicted.cats for eg in examples]
+    return textcat_result(texts, gold, cats, list(nlp.get_pipe(pipe).labels), stars)
+
+
+def write_outputs(out_dir: Path, key: str, name: str, result: Dict, extra: Dict,
+                  log: Optional[Path] = None) -> Dict:
+    """Write <key>.json, <key>_predictions.jsonl and the pictures."""
+    record = {"system": name, **result["metrics"], **extra}
+    write_json(out_dir / f"{key}.json", record)
+    write_jsonl(out_dir / f"{key}_predictions.jsonl", result["predictions"])
+    if "confusion" in record:
+        plot_confusion(record["confusion"], name, out_dir / f"{key}_confusion.png")
+    if log is not None:
+        plot_learning_curve(log, name, out_dir / f"{key}_learning_curve.png")
+    return record
+
+
+def describe(nlp: Language) -> str:
+    """A system name from a spacy-rnn pipeline's config, e.g. "spacy-rnn BiLSTM w128"."""
+    for name, pipe_config in nlp.config["components"].items():
+        model = pipe_config.get("model", {})
+        if "cell" in model:
+            cell = CELL_NAMES.get(model["cell"], model["cell"])
+            kind = f"{'Bi' if model.get('bidirectional') else ''}{cell} w{model['width']}"
+            if name == SEQ2SEQ_PIPE:
+                return f"spacy-rnn {kind} encoder-decoder ({model['decoder']})"
+            return f"spacy-rnn {kind}"
+    return "spacy-rnn"
+
+
+def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str], stars: bool = False,
+                      log: Optional[Path] = None, train_info: Optional[Path] = None, gpu_id: int = -1) -> Dict:
+    """Evaluate a saved pipeline on a test DocBin; returns the metrics record."""
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    nlp = spacy.load(model)
+    name = name or describe(nlp)
+    examples, spacy_scores = predict(nlp, test_path)
+    write_json(out_dir / f"{key}_spacy.json", spacy_scores)
+    extra = {"words_per_second": spacy_scores["speed"], "spacy_scores": spacy_scores}
+    if train_info is not None:
+        extra["training"] = read_json(train_info)
+        extra["train_seconds"] = extra["training"]["seconds"]
+    return write_outputs(out_dir, key, name, evaluate_predictions(examples, nlp, stars), extra, log)
+
+
+def summary(record: Dict) -> str:
+    keys = ("accuracy", "macro_f1", "mae", "within_one", "rouge1", "rouge2", "rougeL")
+    return ", ".join(f"{key} {record[key]:.3f}" for key in keys if record.get(key) is not None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="a trained pipeline (e.g. training/sarcasm/model-best)")
+    parser.add_argument("test", type=Path, help="the test DocBin")
+    parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
+    parser.add_argument("--key", default="rnn", help="file name stem of the outputs")
+    parser.add_argument("--name", help="the system's name in tables and pictures (default: from the config)")
+    parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
+    parser.add_argument("--log", type=Path, help="training log.jsonl, for the learning curve")
+    parser.add_argument("--train-info", type=Path, help="train.json written by scripts/train.py")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to run on; -1: CPU")
+    args = parser.parse_args()
+    result = evaluate_pipeline(args.model, args.test, args.out_dir, args.key, args.name, args.stars, args.log,
+                               args.train_info, args.gpu_id)
+    print(f"✔ {result['system']}: {summary(result)} ({args.out_dir / (args.key + '.json')})")

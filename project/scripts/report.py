@@ -1,0 +1,196 @@
+"""Markdown reports from the metrics that evaluate.py and baselines.py wrote.
+
+    python scripts/report.py workflow reports/stars.md --title "Review stars" \\
+        --section "SST-5=metrics/sst5" --section "MARC-en=metrics/marc"
+    python scripts/report.py readme ../README.md --section "SST-5=metrics/sst5" ...
+
+`workflow`: one report with, per section (a metrics folder), the comparison
+table of spacy-rnn and the baselines, spacy-rnn's per-class scores, its
+confusion matrix and learning curve, and example predictions.
+`readme`: the results tables of all sections, written into the README between
+the lines `<!-- project-results:start -->` and `<!-- project-results:end -->`.
+"""
+import argparse
+import json
+import os
+import random
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from common import atomic_path, fail, read_json
+
+TEXTCAT_SYSTEMS = ("rnn", "tfidf", "bow", "ensemble", "bilstm")
+SEQ2SEQ_SYSTEMS = ("rnn", "most_frequent", "first_words", "tfidf_nearest")
+README_START, README_END = "<!-- project-results:start -->", "<!-- project-results:end -->"
+N_EXAMPLES = 8
+
+
+def load_section(metrics_dir: Path) -> Dict[str, Dict]:
+    """The metrics records of a folder, spacy-rnn first, by system key."""
+    if not (metrics_dir / "rnn.json").exists():
+        fail(f"{metrics_dir / 'rnn.json'} not found: run the evaluate step of this workflow first.")
+    keys = SEQ2SEQ_SYSTEMS if "rougeL" in read_json(metrics_dir / "rnn.json") else TEXTCAT_SYSTEMS
+    return {key: read_json(metrics_dir / f"{key}.json") for key in keys if (metrics_dir / f"{key}.json").exists()}
+
+
+def is_seq2seq(records: Dict[str, Dict]) -> bool:
+    return "rougeL" in records["rnn"]
+
+
+def pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def seconds(value: Optional[float]) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def comparison_table(records: Dict[str, Dict]) -> str:
+    """All systems of a section, one row each."""
+    if is_seq2seq(records):
+        header = ["System", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU", "exact match", "training"]
+        rows = [[r["system"], pct(r["rouge1"]), pct(r["rouge2"]), pct(r["rougeL"]), pct(r["bleu"]), pct(r["exact"]),
+                 seconds(r.get("train_seconds"))] for r in records.values()]
+        return table(header, rows) + "\n\nROUGE F1 and BLEU ×100, case-insensitive (`spacy_rnn.seq2seq_scorer.v1`)."
+    stars = "mae" in records["rnn"]
+    header = ["System", "accuracy", "macro-F1"] + (["MAE (stars)", "within ±1 star"] if stars else [])
+    header += ["training", "words/s (test)"]
+    rows = []
+    for r in records.values():
+        row = [r["system"], pct(r["accuracy"]), pct(r["macro_f1"])]
+        if stars:
+            row += [f"{r['mae']:.3f}", pct(r["within_one"])]
+        row += [seconds(r.get("train_seconds")), f"{r['words_per_second']:,.0f}" if r.get("words_per_second") else "–"]
+        rows.append(row)
+    return table(header, rows) + "\n\nIn % on the test split" + (" (MAE: mean absolute error in stars)." if stars else ".")
+
+
+def per_class_table(record: Dict) -> str:
+    rows = [[label, pct(s["precision"]), pct(s["recall"]), pct(s["f1"]), str(s["support"])]
+            for label, s in record["per_class"].items()]
+    return table(["class", "precision", "recall", "F1", "support"], rows)
+
+
+def example_rows(metrics_dir: Path, seq2seq: bool) -> str:
+    """A fixed random draw of spacy-rnn's test predictions (half right, half
+    wrong for classifiers)."""
+    with (metrics_dir / "rnn_predictions.jsonl").open(encoding="utf8") as file_:
+        rows = [json.loads(line) for line in file_]
+    rng = random.Random(0)
+    if seq2seq:
+        chosen = rng.sample(rows, min(N_EXAMPLES, len(rows)))
+        return table(["review (start)", "reference title", "generated title"],
+                     [[cell(r["text"], 160), cell(r["gold"]), cell(r["pred"] or "")] for r in chosen])
+    right = [r for r in rows if r["gold"] == r["pred"]]
+    wrong = [r for r in rows if r["gold"] != r["pred"]]
+    half = N_EXAMPLES // 2
+    chosen = rng.sample(right, min(half, len(right))) + rng.sample(wrong, min(half, len(wrong)))
+    return table(["text", "gold", "predicted (probability)"],
+                 [[cell(r["text"], 160), r["gold"], f"{r['pred']} ({r['score']:.2f})"] for r in chosen])
+
+
+def cell(text: str, limit: int = 80) -> str:
+    """Text fit for a Markdown table cell."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def training_note(record: Dict) -> str:
+    training = record.get("training")
+    if not training:
+        return ""
+    settings = ", ".join(f"`{key}={value}`" for key, value in training["overrides"].items()
+                         if not key.startswith("paths."))
+    return (f"spacy-rnn was trained with `{training['config']}`" + (f" ({settings})" if settings else "")
+            + f": {training['steps']} steps in {seconds(training['seconds'])}.\n\n")
+
+
+def section_markdown(title: str, metrics_dir: Path, report_dir: Path) -> str:
+    records = load_section(metrics_dir)
+    rnn = records["rnn"]
+    parts = [f"## {title}", training_note(rnn) + comparison_table(records)]
+    if not is_seq2seq(records):
+        parts += ["### spacy-rnn per class", per_class_table(rnn)]
+    pictures = [(f"{key}_{kind}.png", label) for key, kind, label in (
+        ("rnn", "confusion", "confusion matrix"), ("rnn", "learning_curve", "learning curve"))]
+    links = [f"![{title}: {label}]({os.path.relpath(metrics_dir / name, report_dir)})"
+             for name, label in pictures if (metrics_dir / name).exists()]
+    if links:
+        parts += ["### Pictures", "\n".join(links)]
+    parts += ["### Example predictions (spacy-rnn)", example_rows(metrics_dir, is_seq2seq(records))]
+    return "\n\n".join(parts)
+
+
+def write_report(output: Path, title: str, sections: List[Tuple[str, Path]]) -> None:
+    body = [f"# {title}", "Written by `scripts/report.py` from the metrics in `metrics/`; test splits throughout."]
+    body += [section_markdown(name, metrics_dir, output.parent) for name, metrics_dir in sections]
+    with atomic_path(output) as tmp:
+        tmp.write_text("\n\n".join(body) + "\n", encoding="utf8")
+    print(f"✔ {output}")
+
+
+def readme_tables(sections: List[Tuple[str, Path]]) -> str:
+    """Compact tables of every section: classifiers (accuracy / macro-F1, MAE
+    for stars) and titles (ROUGE-1 / ROUGE-2 / ROUGE-L)."""
+    textcat, seq2seq = [], []
+    for name, metrics_dir in sections:
+        records = load_section(metrics_dir)
+        if is_seq2seq(records):
+            cells = [" / ".join(pct(records[key][m]) for m in ("rouge1", "rouge2", "rougeL")) if key in records
+                     else "–" for key in SEQ2SEQ_SYSTEMS]
+            seq2seq.append([name] + cells + [seconds(records["rnn"].get("train_seconds"))])
+        else:
+            cells = [f"{pct(records[key]['accuracy'])} / {pct(records[key]['macro_f1'])}" if key in records else "–"
+                     for key in TEXTCAT_SYSTEMS]
+            mae = records["rnn"].get("mae")
+            textcat.append([name] + cells + ["–" if mae is None else f"{mae:.2f}",
+                                             seconds(records["rnn"].get("train_seconds"))])
+    parts = []
+    if textcat:
+        parts.append(table(["Dataset", "spacy-rnn", "TF-IDF + LogReg", "spaCy BOW", "spaCy Ensemble",
+                            "spaCy BiLSTM", "spacy-rnn MAE", "spacy-rnn training"], textcat)
+                     + "\n\nAccuracy / macro-F1 in % on the test splits; MAE in stars.")
+    if seq2seq:
+        parts.append(table(["Dataset", "spacy-rnn", "most frequent title", "first 4 words", "TF-IDF nearest title",
+                            "spacy-rnn training"], seq2seq)
+                     + "\n\nROUGE-1 / ROUGE-2 / ROUGE-L F1 ×100 on the test split.")
+    return "\n\n".join(parts)
+
+
+def write_readme(readme: Path, sections: List[Tuple[str, Path]]) -> None:
+    text = readme.read_text(encoding="utf8")
+    if README_START not in text or README_END not in text:
+        fail(f"{readme} has no '{README_START}' ... '{README_END}' lines to write the results between.")
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    with atomic_path(readme) as tmp:
+        tmp.write_text(f"{before}{README_START}\n{readme_tables(sections)}\n{README_END}{after}", encoding="utf8")
+    print(f"✔ results tables written into {readme}")
+
+
+def parse_section(value: str) -> Tuple[str, Path]:
+    name, sep, folder = value.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected TITLE=METRICS_DIR, got {value!r}")
+    return name, Path(folder)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["workflow", "readme"])
+    parser.add_argument("output", type=Path, help="the report to write, or the README to update")
+    parser.add_argument("--title", default="spacy-rnn results", help="the report's title")
+    parser.add_argument("--section", type=parse_section, action="append", required=True,
+                        help="TITLE=METRICS_DIR, once per dataset")
+    args = parser.parse_args()
+    if args.mode == "workflow":
+        write_report(args.output, args.title, args.section)
+    else:
+        write_readme(args.output, args.section)

@@ -1,0 +1,60 @@
+"""`spacy train`, plus a training log for the learning curve and the time taken.
+
+Runs spaCy's own training (the same as `python -m spacy train CONFIG --output
+OUTPUT_DIR ...overrides`) with the console logger also writing every
+evaluation to OUTPUT_DIR/log.jsonl, and writes OUTPUT_DIR/train.json (wall
+time, steps, best score, the overrides used).
+
+    python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm \\
+        --paths.train corpus/sarcasm/train.spacy --paths.dev corpus/sarcasm/dev.spacy --training.max_epochs 2
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Dict, List
+
+from spacy.cli._util import parse_config_overrides
+from spacy.cli.train import train as spacy_train
+
+from common import write_json
+
+
+def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Dict:
+    """Train a pipeline from `config` into output_dir/model-best and
+    output_dir/model-last; returns what train.json records."""
+    log_path = output_dir / "log.jsonl"
+    if log_path.exists():
+        log_path.unlink()  # spaCy's logger refuses to overwrite a log
+    logger = {"@loggers": "spacy.ConsoleLogger.v3", "progress_bar": "eval", "console_output": True,
+              "output_file": str(log_path)}
+    start = time.perf_counter()
+    spacy_train(config, output_dir, use_gpu=gpu_id, overrides={**overrides, "training.logger": logger})
+    seconds = time.perf_counter() - start
+    log = [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
+    info = {
+        "config": str(config),
+        "overrides": overrides,
+        "gpu_id": gpu_id,
+        "seconds": round(seconds, 1),
+        "steps": log[-1]["step"] if log else 0,
+        "epochs": log[-1]["epoch"] if log else 0,
+        "best_score": max((entry["score"] for entry in log), default=None),
+    }
+    write_json(output_dir / "train.json", info)
+    return info
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="a spaCy training config")
+    parser.add_argument("output_dir", type=Path, help="folder for model-best, model-last, log.jsonl, train.json")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train on; -1: CPU")
+    args, rest = parser.parse_known_args(argv)
+    info = train(args.config, args.output_dir, parse_config_overrides(rest), args.gpu_id)
+    print(f"✔ trained {args.output_dir} in {info['seconds']:.0f} s ({info['steps']} steps, best score "
+          f"{info['best_score']})")
+
+
+if __name__ == "__main__":
+    main()
