@@ -1,0 +1,400 @@
+"""The spaCy project (project/project.yml and project/scripts).
+
+The `smoke` workflow runs end to end on slices of the real data (in a copy of
+project/, so the checkout is left alone) and its outputs are checked: metrics
+in range and consistent with their confusion matrices, pictures, reports, a
+package that installs and loads, and a second run that skips every step.
+Without the data, those tests are skipped with the reason. The download and
+convert error paths and the converters of the canonical sources run on small
+hand-made inputs.
+"""
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+import srsly
+
+from conftest import REPO, data_dir
+
+PROJECT = REPO / "project"
+SCRIPTS = PROJECT / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.append(str(SCRIPTS))
+
+import download  # noqa: E402
+from common import atomic_path  # noqa: E402
+
+SMOKE_TIMEOUT = 900
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(args, cwd=None, env=None, timeout=300):
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_project(root: Path) -> Path:
+    """project/ in a fresh folder, beside links to the configs, the package and
+    setup.cfg that its commands read as ../configs, ../spacy_rnn, ../setup.cfg."""
+    project = root / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
+        "assets", "corpus", "training", "metrics", "reports", "packages", "project.lock", "__pycache__"))
+    for name in ("configs", "spacy_rnn", "setup.cfg"):
+        (root / name).symlink_to(REPO / name)
+    return project
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke workflow, run once: (project folder, console output)."""
+    data = data_dir()
+    if not data.is_dir():
+        pytest.skip(f"no real data: SPACY_RNN_DATA={data} is not a directory (point it at shared/data)")
+    project = copy_project(tmp_path_factory.mktemp("smoke"))
+    result = run(["-m", "spacy", "project", "run", "smoke", str(project), "--vars.data_dir", str(data)],
+                 timeout=SMOKE_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project, result.stdout
+
+
+def load_json(path: Path):
+    return json.loads(path.read_text(encoding="utf8"))
+
+
+def fraction(value) -> bool:
+    return isinstance(value, float) and 0.0 <= value <= 1.0
+
+
+def assert_png(path: Path):
+    assert path.is_file(), f"{path} is missing"
+    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+
+
+def assert_classifier_metrics(record, n_test, labels):
+    assert record["n"] == n_test
+    assert fraction(record["accuracy"]) and fraction(record["macro_f1"])
+    assert list(record["per_class"]) == labels
+    for scores in record["per_class"].values():
+        assert all(fraction(float(scores[key])) for key in ("precision", "recall", "f1"))
+    matrix = record["confusion"]["matrix"]
+    assert record["confusion"]["labels"] == labels
+    assert sum(map(sum, matrix)) == n_test
+    assert sum(matrix[i][i] for i in range(len(labels))) / n_test == pytest.approx(record["accuracy"])
+    assert [sum(row) for row in matrix] == [record["per_class"][label]["support"] for label in labels]
+
+
+def test_smoke_sarcasm_metrics_and_pictures(smoke):
+    project, _ = smoke
+    metrics = project / "metrics" / "smoke_sarcasm"
+    labels = ["NOT_SARCASM", "SARCASM"]
+    rnn = load_json(metrics / "rnn.json")
+    assert rnn["system"] == "spacy-rnn BiLSTM w32"
+    assert_classifier_metrics(rnn, 100, labels)
+    assert "mae" not in rnn
+    assert rnn["spacy_scores"]["cats_macro_f"] == pytest.approx(rnn["macro_f1"])
+    assert rnn["words_per_second"] > 0 and rnn["train_seconds"] > 0
+    for key in ("tfidf", "bow", "ensemble", "bilstm"):
+        assert_classifier_metrics(load_json(metrics / f"{key}.json"), 100, labels)
+    for picture in ("rnn_confusion.png", "rnn_learning_curve.png", "bilstm_learning_curve.png"):
+        assert_png(metrics / picture)
+    log = [json.loads(line) for line in (project / "training" / "smoke_sarcasm" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [0, 4, 8, 12]
+
+
+def test_smoke_stars_mae_matches_the_confusion_matrix(smoke):
+    project, _ = smoke
+    for key in ("rnn", "tfidf", "bow"):
+        record = load_json(project / "metrics" / "smoke_sst5" / f"{key}.json")
+        assert_classifier_metrics(record, 100, ["1", "2", "3", "4", "5"])
+        matrix = record["confusion"]["matrix"]
+        cells = [(abs(gold - pred), count) for gold, row in enumerate(matrix) for pred, count in enumerate(row)]
+        assert record["mae"] == pytest.approx(sum(d * c for d, c in cells) / 100)
+        assert record["within_one"] == pytest.approx(sum(c for d, c in cells if d <= 1) / 100)
+        assert 0.0 <= record["mae"] <= 4.0
+
+
+def test_smoke_titles_scores_and_examples(smoke):
+    project, _ = smoke
+    metrics = project / "metrics" / "smoke_titles"
+    for key in ("rnn", "most_frequent", "first_words", "tfidf_nearest"):
+        record = load_json(metrics / f"{key}.json")
+        assert record["n"] == 100
+        assert all(fraction(record[name]) for name in ("rouge1", "rouge2", "rougeL", "bleu", "exact"))
+    assert load_json(metrics / "first_words.json")["rouge1"] > 0
+    rows = [json.loads(line) for line in (metrics / "rnn_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 100 and all(row["gold"] and isinstance(row["pred"], str) for row in rows)
+    assert_png(metrics / "rnn_learning_curve.png")
+
+
+def test_smoke_report_compares_every_system_and_links_pictures(smoke):
+    project, _ = smoke
+    report = project / "reports" / "smoke.md"
+    text = report.read_text(encoding="utf8")
+    for system in ("spacy-rnn BiLSTM w32", "TF-IDF (1-2-grams) + LogReg", "spaCy TextCatBOW.v3",
+                   "spaCy TextCatEnsemble.v2", "spaCy TorchBiLSTMEncoder + TextCatReduce",
+                   "the most frequent training title", "encoder-decoder (attention)"):
+        assert system in text
+    assert "MAE (stars)" in text and "ROUGE-L" in text and "Example predictions" in text
+    pictures = [line.split("](", 1)[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert len(pictures) == 5
+    assert all((report.parent / picture).is_file() for picture in pictures)
+
+
+def test_readme_results_are_written_from_the_metrics(smoke, tmp_path):
+    project, _ = smoke
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- project-results:start -->\nold\n<!-- project-results:end -->\noutro\n")
+    sections = ["--section", f"SARC={project / 'metrics' / 'smoke_sarcasm'}",
+                "--section", f"SST-5={project / 'metrics' / 'smoke_sst5'}",
+                "--section", f"Titles={project / 'metrics' / 'smoke_titles'}"]
+    result = run([str(SCRIPTS / "report.py"), "readme", str(readme), *sections])
+    assert result.returncode == 0, result.stderr
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    rnn = load_json(project / "metrics" / "smoke_sst5" / "rnn.json")
+    assert f"| SST-5 | {100 * rnn['accuracy']:.1f} / {100 * rnn['macro_f1']:.1f} |" in text
+    assert "| Titles |" in text
+
+
+def test_smoke_package_installs_and_loads(smoke, tmp_path):
+    project, _ = smoke
+    package = project / "packages" / "en_rnn_smoke_sarcasm-0.0.0"
+    meta = load_json(package / "meta.json")
+    assert any(req.startswith("spacy-rnn") for req in meta["requirements"])
+    sdist = package / "dist" / "en_rnn_smoke_sarcasm-0.0.0.tar.gz"
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(sdist)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    code = "import spacy; nlp = spacy.load('en_rnn_smoke_sarcasm'); print(sorted(nlp('yeah, great idea').cats))"
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip() == "['NOT_SARCASM', 'SARCASM']"
+
+
+def test_second_smoke_run_skips_every_step(smoke):
+    project, _ = smoke
+    result = run(["-m", "spacy", "project", "run", "smoke", str(project), "--vars.data_dir", str(data_dir())])
+    assert result.returncode == 0, result.stdout[-3000:]
+    workflow = srsly.read_yaml(project / "project.yml")["workflows"]["smoke"]
+    for step in workflow:
+        if step != "sources":  # always runs: it fingerprints the code
+            assert f"Skipping '{step}': nothing changed" in result.stdout
+
+
+def test_training_reruns_when_the_package_code_changes(tmp_path):
+    """The sources fingerprint that training depends on changes with any
+    spacy_rnn/*.py file and not with __pycache__."""
+    package = tmp_path / "pkg"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    output = tmp_path / "sources.txt"
+    before = run([str(SCRIPTS / "sources.py"), str(output), str(package)])
+    assert before.returncode == 0, before.stderr
+    first = output.read_text()
+    (package / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    run([str(SCRIPTS / "sources.py"), str(output), str(package)])
+    assert output.read_text() == first
+    (package / "a.py").write_text("x = 2\n")
+    run([str(SCRIPTS / "sources.py"), str(output), str(package)])
+    assert output.read_text() != first
+
+
+# --- project.yml ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project_yml():
+    return srsly.read_yaml(PROJECT / "project.yml")
+
+
+def test_workflows_cover_their_commands(project_yml):
+    workflows = project_yml["workflows"]
+    commands = {command["name"]: command for command in project_yml["commands"]}
+    assert {"all", "sarcasm", "stars", "titles", "smoke"} <= set(workflows)
+    for name, steps in workflows.items():
+        assert all(step in commands for step in steps), name
+    assert set(workflows["all"]) == set(workflows["sarcasm"]) | set(workflows["stars"]) | set(workflows["titles"])
+
+
+def test_commands_declare_their_scripts_and_the_code_they_train_with(project_yml):
+    for command in project_yml["commands"]:
+        deps = command.get("deps", [])
+        for line in command["script"]:
+            script = line.split()[1]
+            if script.startswith("scripts/"):
+                assert script in deps, f"{command['name']}: {script} is not among its deps"
+        if command["name"].startswith("train") or command["name"] == "smoke-train":
+            assert "training/spacy_rnn_sources.txt" in deps, command["name"]
+            assert any(dep.startswith("../configs/") for dep in deps), command["name"]
+        assert command.get("outputs") or command.get("outputs_no_cache") or command["name"] == "readme"
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))
+def test_baseline_configs_resolve(config):
+    nlp = spacy.util.load_model_from_config(spacy.util.load_config(PROJECT / "configs" / config), auto_fill=True)
+    assert nlp.pipe_names == ["textcat"]
+
+
+# --- download ----------------------------------------------------------------------------------------
+
+NO_NETWORK = """
+import runpy, socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network disabled by the test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("name,source", [("sarcasm", download.SARC_URL), ("marc", download.MARC_ID)])
+def test_download_without_network_or_local_copy_says_both_ways(tmp_path, name, source):
+    env = {**os.environ, "PYTHONPATH": str(SCRIPTS), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK, str(SCRIPTS / "download.py"), name, str(tmp_path / "assets")],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Could not download the '{name}' data" in result.stderr
+    assert "1. with internet access, leave data_dir empty" in result.stderr and source in result.stderr
+    assert "2. without it, point data_dir at a local copy" in result.stderr
+    assert "--vars.data_dir ../../shared/data" in result.stderr
+    assert not list((tmp_path / "assets").glob("*.jsonl"))
+
+
+def test_download_with_a_missing_local_copy_says_both_ways(tmp_path):
+    result = run([str(SCRIPTS / "download.py"), "sst5", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
+    assert result.returncode == 1
+    assert f"{tmp_path / 'stars' / 'sst5' / 'sst5_train.jsonl'} not found" in result.stderr
+    assert "leave data_dir empty" in result.stderr and "point data_dir at a local copy" in result.stderr
+
+
+def test_download_catches_a_truncated_local_copy(tmp_path):
+    folder = tmp_path / "sarcasm"
+    folder.mkdir()
+    rows = [json.dumps({"text": f"reply {i}", "label": "SARCASM", "pair_id": i // 2}) for i in range(10)]
+    for split in ("train", "test"):
+        (folder / f"sarc_pol_balanced_{split}.jsonl").write_text("\n".join(rows) + "\n")
+    result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
+    assert result.returncode == 1
+    assert "sarcasm train" in result.stderr and "has 10 rows, expected 13,668" in result.stderr
+    assert not (tmp_path / "assets").exists()
+
+
+def test_download_copy_names_the_line_of_a_malformed_record(tmp_path):
+    folder = tmp_path / "sarcasm"
+    folder.mkdir()
+    good = json.dumps({"text": "reply", "label": "SARCASM", "pair_id": 0})
+    (folder / "sarc_pol_balanced_train.jsonl").write_text(f"{good}\n{good}\n{{\"text\": \"cut\n")
+    result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
+    assert result.returncode == 1
+    assert f"{folder / 'sarc_pol_balanced_train.jsonl'}:3: not valid JSON" in result.stderr
+
+
+def test_sarc_lines_become_pairs_of_lowercased_replies():
+    comments = {"a1": {"text": "Ancestor"}, "r1": {"text": "Sure, GREAT plan"}, "r2": {"text": "I disagree"},
+                "r3": {"text": "Yes"}, "r4": {"text": "Oh really"}}
+    records = download.sarc_records(["a1|r1 r2|1 0\n", "a1|r3 r4|0 1\n"], comments)
+    assert records == [
+        {"text": "sure, great plan", "label": "SARCASM", "pair_id": 0},
+        {"text": "i disagree", "label": "NOT_SARCASM", "pair_id": 0},
+        {"text": "yes", "label": "NOT_SARCASM", "pair_id": 1},
+        {"text": "oh really", "label": "SARCASM", "pair_id": 1},
+    ]
+
+
+def test_title_rows_follow_the_fixed_split_and_need_text_and_title():
+    header = ["", "Clothing ID", "Age", "Title", "Review Text", "Rating"]
+    rows = [["0", "1", "30", "", "No title here", "4"], ["1", "2", "40", "Some major flaws", "Too small", "3"],
+            ["2", "3", "50", "No text", "", "5"]]
+    text = io.StringIO()
+    csv.writer(text).writerows([header, *rows])
+    text.seek(0)
+    records = download.title_records(csv.DictReader(text))
+    flat = [record for split in records.values() for record in split]
+    assert flat == [{"text": "Too small", "target": "Some major flaws", "rating": 3, "row_id": 1}]
+    assert records[download.wecr_split(1)] == flat
+
+
+def test_sst_trees_give_the_offline_copy(shared_data):
+    """The converter of the Stanford tree files (the canonical download)
+    reproduces shared/data's SST-5 JSONL from the PTB files kept there. The
+    offline copy lost 3 training tokens that contain a no-break space (e.g.
+    "8 1/2"); the converter keeps them."""
+    sst = shared_data / "stars" / "sst5"
+    for split in ("train", "dev", "test"):
+        trees = [line for line in (sst / "ptb" / f"{split}.txt").read_text(encoding="utf8").splitlines() if line]
+        ours = [download.sst_record(tree) for tree in trees]
+        theirs = [json.loads(line) for line in (sst / f"sst5_{split}.jsonl").read_text(encoding="utf8").splitlines()]
+        assert len(ours) == len(theirs) == download.DATASETS["sst5"].counts[split]
+        differ = [(a, b) for a, b in zip(ours, theirs) if a != b]
+        assert len(differ) == (3 if split == "train" else 0)
+        assert all("\xa0" in a["text"] and a["label"] == b["label"] for a, b in differ)
+
+
+def test_wecr_split_matches_the_offline_copy(shared_data):
+    folder = shared_data / "seq2seq"
+    for split in ("train", "dev", "test"):
+        with (folder / f"womens_clothing_title_{split}.jsonl").open(encoding="utf8") as file_:
+            assert {download.wecr_split(json.loads(line)["row_id"]) for line in file_} == {split}
+
+
+def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(tmp_path.iterdir()) == [target]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --- convert --------------------------------------------------------------------------------------------
+
+
+def test_convert_names_the_file_and_line_of_a_malformed_record(tmp_path):
+    good = json.dumps({"text": "fine", "label": "A"})
+    path = tmp_path / "train.jsonl"
+    path.write_text(f"{good}\n{good}\n{{'text': 'single quotes', 'label': 'B'}}\n")
+    result = run([str(SCRIPTS / "convert.py"), "textcat", str(tmp_path / "corpus"), "--train", str(path),
+                  "--test", str(path)])
+    assert result.returncode == 1
+    assert f"{path}:3: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "corpus" / "train.spacy").exists()
+
+
+def test_convert_cuts_dev_from_train_with_pairs_together(tmp_path):
+    records = [{"text": f"reply {pair} {side}", "label": "SARCASM" if side == "a" else "NOT_SARCASM",
+                "pair_id": pair} for pair in range(40) for side in "ab"]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run([str(SCRIPTS / "convert.py"), "textcat", str(tmp_path / "corpus"), "--train", str(path),
+                  "--test", str(path), "--group-by", "pair_id", "--dev-share", "0.25", "--seed", "3"])
+    assert result.returncode == 0, result.stderr
+    vocab = spacy.blank("en").vocab
+    docs = {split: list(spacy.tokens.DocBin().from_disk(tmp_path / "corpus" / f"{split}.spacy").get_docs(vocab))
+            for split in ("train", "dev", "test")}
+    assert [len(docs[split]) for split in ("train", "dev", "test")] == [60, 20, 80]
+    pairs = {split: {doc.text.split()[1] for doc in docs[split]} for split in ("train", "dev")}
+    assert len(pairs["dev"]) == 10 and not pairs["train"] & pairs["dev"]
+    assert all(sum(doc.cats.values()) == 1.0 for doc in docs["dev"])
