@@ -40,12 +40,12 @@ def run(args, cwd=None, env=None, timeout=300):
 
 
 def copy_project(root: Path) -> Path:
-    """project/ in a fresh folder, beside links to the configs, the package and
-    setup.cfg that its commands read as ../configs, ../spacy_rnn, ../setup.cfg."""
+    """project/ in a fresh folder, beside links to the configs and the package
+    that its commands read as ../configs and ../spacy_rnn."""
     project = root / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         "assets", "corpus", "training", "metrics", "reports", "packages", "project.lock", "__pycache__"))
-    for name in ("configs", "spacy_rnn", "setup.cfg"):
+    for name in ("configs", "spacy_rnn"):
         (root / name).symlink_to(REPO / name)
     return project
 

@@ -54,7 +54,7 @@ class Dataset:
     files: Dict[str, str]  # split -> file name (the same in data_dir and in assets)
     required: Tuple[str, ...]  # fields every record has
     counts: Dict[str, int]  # rows per split of the local copy
-    hub_counts: Dict[str, int]  # rows per split when downloaded
+    download_counts: Dict[str, int]  # rows per split of the canonical copy
     sources: str  # what is downloaded, in words
     fetch: Callable[[Path], Any]  # network: get the raw data (cached in the folder given)
     convert: Callable[[Any], Records]  # raw data -> records per split
@@ -116,7 +116,8 @@ def sst_record(tree: str) -> Dict:
     """A sentence of the PTB tree files: its leaves joined by spaces, brackets
     and slashes unescaped; label = root class + 1 (1-5 stars)."""
     root = int(tree.strip()[1])
-    tokens = [PTB_ESCAPES.get(token, token).replace("\\/", "/").replace("\\*", "*") for _, token in SST_LEAF.findall(tree)]
+    tokens = [PTB_ESCAPES.get(token, token).replace("\\/", "/").replace("\\*", "*")
+              for _, token in SST_LEAF.findall(tree)]
     return {"text": " ".join(tokens), "label": root + 1, "label_text": SST_LABELS[root]}
 
 
@@ -193,7 +194,7 @@ DATASETS = {
         files={"train": "sarc_pol_balanced_train.jsonl", "test": "sarc_pol_balanced_test.jsonl"},
         required=("text", "label", "pair_id"),
         counts={"train": 13668, "test": 3406},
-        hub_counts={"train": 13668, "test": 3406},
+        download_counts={"train": 13668, "test": 3406},
         sources=f"SARC 2.0 pol (balanced) from {SARC_URL}",
         fetch=fetch_sarc,
         convert=convert_sarc,
@@ -203,7 +204,7 @@ DATASETS = {
         files={"train": "sst5_train.jsonl", "dev": "sst5_dev.jsonl", "test": "sst5_test.jsonl"},
         required=("text", "label"),
         counts={"train": 8544, "dev": 1101, "test": 2210},
-        hub_counts={"train": 8544, "dev": 1101, "test": 2210},
+        download_counts={"train": 8544, "dev": 1101, "test": 2210},
         sources=f"the Stanford Sentiment Treebank from {SST_URL}",
         fetch=fetch_sst,
         convert=convert_sst,
@@ -213,7 +214,7 @@ DATASETS = {
         files={"train": "marc_en_train.jsonl", "dev": "marc_en_dev.jsonl", "test": "marc_en_test.jsonl"},
         required=("text", "label"),
         counts={"train": 11220, "dev": 1238, "test": 5000},
-        hub_counts={"train": 200000, "dev": 5000, "test": 5000},
+        download_counts={"train": 200000, "dev": 5000, "test": 5000},
         sources=f"MARC-en from the Hugging Face Hub with the `datasets` library ({MARC_ID}, config 'en')",
         fetch=fetch_marc,
         convert=convert_marc,
@@ -227,7 +228,7 @@ DATASETS = {
         },
         required=("text", "target"),
         counts={"train": 15650, "dev": 2008, "test": 2017},
-        hub_counts={"train": 15650, "dev": 2008, "test": 2017},
+        download_counts={"train": 15650, "dev": 2008, "test": 2017},
         sources=f"Women's E-Commerce Clothing Reviews from {WECR_URL} (the CSV of {WECR_KAGGLE})",
         fetch=fetch_titles,
         convert=convert_titles,
@@ -283,7 +284,7 @@ def download(name: str, dataset: Dataset, output_dir: Path) -> None:
         fail(f"Could not download the '{name}' data ({type(err).__name__}: {err}).\n{two_ways(name, dataset)}")
     records = dataset.convert(raw)
     found = {split: len(rows) for split, rows in records.items()}
-    check_counts(name, dataset.sources, found, dataset.hub_counts,
+    check_counts(name, dataset.sources, found, dataset.download_counts,
                  f"Delete {output_dir / 'raw'} (and, for Hub datasets, the `datasets` cache in "
                  "~/.cache/huggingface) and download again.")
     for split, file_name in dataset.files.items():

@@ -77,7 +77,10 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
             label: {"precision": p, "recall": r, "f1": f, "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
         },
-        "confusion": {"labels": list(labels), "matrix": metrics.confusion_matrix(gold, pred, labels=list(labels)).tolist()},
+        "confusion": {
+            "labels": list(labels),
+            "matrix": metrics.confusion_matrix(gold, pred, labels=list(labels)).tolist(),
+        },
     }
     if stars:
         errors = numpy.abs(numpy.array(gold, dtype=float) - numpy.array(pred, dtype=float))
@@ -186,8 +189,9 @@ def describe(nlp: Language) -> str:
     return "spacy-rnn"
 
 
-def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str], stars: bool = False,
-                      log: Optional[Path] = None, train_info: Optional[Path] = None, gpu_id: int = -1) -> Dict:
+def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str],
+                      stars: bool = False, log: Optional[Path] = None, train_info: Optional[Path] = None,
+                      gpu_id: int = -1) -> Dict:
     """Evaluate a saved pipeline on a test DocBin; returns the metrics record."""
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)

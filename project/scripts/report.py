@@ -67,9 +67,11 @@ def comparison_table(records: Dict[str, Dict]) -> str:
         row = [r["system"], pct(r["accuracy"]), pct(r["macro_f1"])]
         if stars:
             row += [f"{r['mae']:.3f}", pct(r["within_one"])]
-        row += [seconds(r.get("train_seconds")), f"{r['words_per_second']:,.0f}" if r.get("words_per_second") else "–"]
+        speed = r.get("words_per_second")
+        row += [seconds(r.get("train_seconds")), f"{speed:,.0f}" if speed else "–"]
         rows.append(row)
-    return table(header, rows) + "\n\nIn % on the test split" + (" (MAE: mean absolute error in stars)." if stars else ".")
+    note = " (MAE: mean absolute error in stars)." if stars else "."
+    return table(header, rows) + "\n\nIn % on the test split" + note
 
 
 def per_class_table(record: Dict) -> str:

@@ -1,11 +1,11 @@
 """Fingerprint of the spacy_rnn code: one `md5  path` line per Python file
-under the given folders (and per file given), written only when it changed.
+under the given folders (and per file given), rewritten only when it changed.
 
 Training commands depend on this file, so `spacy project run` retrains when,
 and only when, the package's code changes (a dependency on the folder itself
 would also hash the __pycache__ files, which change with every checkout).
 
-    python scripts/sources.py training/spacy_rnn_sources.txt ../spacy_rnn ../setup.cfg
+    python scripts/sources.py training/spacy_rnn_sources.txt ../spacy_rnn
 """
 import argparse
 import hashlib
@@ -23,7 +23,7 @@ def fingerprint(paths: List[Path]) -> str:
         elif path.is_file():
             files.append(path)
         else:
-            fail(f"{path} not found: give the spacy_rnn package folder and setup.cfg of the repository.")
+            fail(f"{path} not found: give the spacy_rnn package folder of the repository.")
     return "".join(f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.as_posix()}\n" for f in files)
 
 
