@@ -1,5 +1,7 @@
 """spacy_rnn.TextCatRNN.v1 inside spaCy's own textcat / textcat_multilabel,
 and spacy_rnn.RNNEncoder.v1 inside a shared tok2vec."""
+import json
+
 import pytest
 import spacy
 from spacy.lang.en import English
@@ -197,3 +199,31 @@ def test_same_seed_same_data_gives_identical_predictions(cell):
         train(nlp, exclusive_examples(nlp), steps=5)
         runs.append([nlp(text).cats for text, _ in TRAIN])
     assert runs[0] == runs[1]
+
+
+def test_nlp_pipe_with_two_processes_gives_the_same_cats(tmp_path):
+    import subprocess
+    import sys
+
+    nlp = English()
+    nlp.add_pipe("textcat", config=textcat_config("lstm"))
+    train(nlp, exclusive_examples(nlp), steps=3)
+    nlp.to_disk(tmp_path / "pipeline")
+    script = (
+        "import json, spacy, sys\n"
+        "nlp = spacy.load(sys.argv[1])\n"
+        "texts = [t for t in json.loads(sys.argv[2])] * 20\n"
+        "one = [d.cats for d in nlp.pipe(texts, batch_size=8)]\n"
+        "two = [d.cats for d in nlp.pipe(texts, batch_size=8, n_process=2)]\n"
+        "print(json.dumps([one, two]))\n"
+    )
+    texts = json.dumps([text for text, _ in TRAIN])
+    # A forked worker that deadlocks would hang: bound it.
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "pipeline"), texts], capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    one, two = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(one) == len(two) == 200
+    for a, b in zip(one, two):
+        assert a == pytest.approx(b, abs=1e-6)

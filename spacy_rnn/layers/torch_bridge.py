@@ -7,11 +7,24 @@ msgpack: loading never unpickles anything.
 """
 from typing import Any, Callable, Optional
 
+import os
+
 import numpy
 import srsly
 import torch
 from thinc.api import get_torch_default_device
 from thinc.shims import PyTorchShim
+
+
+
+def _one_thread_in_forked_child() -> None:
+    """nlp.pipe(n_process=N) forks workers: a forked child that reuses the
+    parent's OpenMP thread pool deadlocks, and N workers with all threads each
+    would fight over the cores. Each worker computes on one thread instead."""
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_in_forked_child)
 
 
 class TorchModuleShim(PyTorchShim):
