@@ -105,10 +105,20 @@ def plot_confusion(confusion: Dict, title: str, path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_learning_curve(log_path: Path, title: str, path: Path) -> None:
+def read_log(log_path: Path) -> List[Dict]:
+    """The evaluations spaCy's logger wrote during training, one dict each."""
+    return [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
+
+
+def best_checkpoint(log: List[Dict]) -> Dict:
+    """The evaluation with the best dev score: the one model-best keeps."""
+    best = max(log, key=lambda entry: entry["score"])
+    return {"score": best["score"], "step": best["step"], "epoch": best["epoch"]}
+
+
+def plot_learning_curve(log: List[Dict], title: str, path: Path) -> None:
     """Dev score and mean training loss per step (spaCy logs the loss summed
     since the previous evaluation) over the training steps."""
-    log = [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
     steps = [entry["step"] for entry in log]
     losses = []
     for previous, entry in zip([None] + log[:-1], log):
@@ -172,7 +182,7 @@ def write_outputs(out_dir: Path, key: str, name: str, result: Dict, extra: Dict,
     if "confusion" in record:
         plot_confusion(record["confusion"], name, out_dir / f"{key}_confusion.png")
     if log is not None:
-        plot_learning_curve(log, name, out_dir / f"{key}_learning_curve.png")
+        plot_learning_curve(read_log(log), name, out_dir / f"{key}_learning_curve.png")
     return record
 
 
@@ -203,6 +213,8 @@ def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, nam
     if train_info is not None:
         extra["training"] = read_json(train_info)
         extra["train_seconds"] = extra["training"]["seconds"]
+    if log is not None:
+        extra["best_dev"] = best_checkpoint(read_log(log))
     return write_outputs(out_dir, key, name, evaluate_predictions(examples, nlp, stars), extra, log)
 
 

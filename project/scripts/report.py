@@ -110,8 +110,13 @@ def training_note(record: Dict) -> str:
         return ""
     settings = ", ".join(f"`{key}={value}`" for key, value in training["overrides"].items()
                          if not key.startswith("paths."))
-    return (f"spacy-rnn was trained with `{training['config']}`" + (f" ({settings})" if settings else "")
-            + f": {training['steps']} steps in {seconds(training['seconds'])}.\n\n")
+    text = f"spacy-rnn was trained with `{training['config']}`" + (f" ({settings})" if settings else "")
+    text += f" in {seconds(training['seconds'])}"
+    best = record.get("best_dev")
+    if best:
+        text += (f"; model-best is the checkpoint with the best dev score, {100 * best['score']:.1f} at step "
+                 f"{best['step']} (epoch {best['epoch'] + 1}; last evaluation at step {training['steps']})")
+    return text + ".\n\n"
 
 
 def section_markdown(title: str, metrics_dir: Path, report_dir: Path) -> str:
