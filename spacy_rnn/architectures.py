@@ -14,10 +14,12 @@ from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
 from .layers.rnn import PooledRNN, RNNStates
+from .layers.torch_bridge import CheckedModel
 from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
 
 CellName = Literal["rnn", "lstm", "gru"]
 ActivationName = Literal["sigmoid", "tanh", "relu"]
+MAX_LENGTH = 5000  # tokens per Doc (TextCatRNN) or per window (RNNEncoder): bounds the memory of a batch
 
 
 @registry.architectures("spacy_rnn.RNNEncoder.v1")
@@ -28,6 +30,7 @@ def build_rnn_encoder(
     bidirectional: bool = True,
     dropout: float = 0.0,
     activation: ActivationName = "sigmoid",
+    max_length: int = MAX_LENGTH,
 ) -> Model[List[Floats2d], List[Floats2d]]:
     """Contextual token vectors from a recurrent network, for the `encode`
     slot of `spacy.Tok2Vec.v2`. Returns every state (h_1 … h_T) of the last layer.
@@ -40,10 +43,14 @@ def build_rnn_encoder(
     dropout (float): Dropout between stacked layers (needs depth > 1).
     activation (str): Elman cell only: "sigmoid" (h_t = σ(W x_t + U h_{t-1} + b)),
         "tanh" or "relu".
+    max_length (int): A longer Doc is read as consecutive windows of this many
+        tokens, each from a fresh state, so that memory stays bounded; 0: no limit.
     """
-    check_rnn_settings("spacy_rnn.RNNEncoder.v1", cell, width, depth, bidirectional, dropout, activation)
+    name = "spacy_rnn.RNNEncoder.v1"
+    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
+    check_max_length(name, "max_length", max_length)
     return RNNStates(
-        width, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
+        width, max_length, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
     )
 
 
@@ -58,6 +65,7 @@ def build_textcat_rnn(
     dropout: float = 0.0,
     activation: ActivationName = "sigmoid",
     pooling: List[str] = ["max", "last"],
+    max_length: int = MAX_LENGTH,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], Floats2d]:
     """Text classifier for spaCy's `textcat` and `textcat_multilabel`: token
@@ -76,19 +84,24 @@ def build_textcat_rnn(
     pooling (List[str]): Reductions of the states, concatenated in this order:
         "last" (the final state; both directions' when bidirectional), "mean",
         "max", "attention".
+    max_length (int): The network reads the first max_length tokens of each
+        Doc, so that memory stays bounded; 0: no limit.
     nO (Optional[int]): Number of labels; inferred from the data if unset.
     """
     name = "spacy_rnn.TextCatRNN.v1"
     check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
     check_pooling(name, pooling)
+    check_max_length(name, "max_length", max_length)
     rnn = PooledRNN(
-        width, pooling, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
+        width, pooling, max_length,
+        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
     if exclusive_classes:
         output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
     else:
         output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
     model = chain(tok2vec, rnn, output_layer)
+    model.__class__ = CheckedModel  # the same chain, with checked saving and loading
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("rnn", rnn)
     model.set_ref("output_layer", output_layer)
@@ -148,6 +161,11 @@ def check_rnn_settings(
         raise ValueError(f"{where}: 'depth' must be a positive integer, got {depth!r}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{where}: 'dropout' must be in [0, 1), got {dropout!r}.")
+
+
+def check_max_length(where: str, setting: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{where}: '{setting}' must be a number of tokens (0: no limit), got {value!r}.")
 
 
 def check_pooling(where: str, pooling: List[str]) -> None:

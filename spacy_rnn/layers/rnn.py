@@ -4,38 +4,52 @@ Both layers take one array of token vectors per Doc. The arrays are
 concatenated once, handed to torch with their lengths (the torch side packs
 them by length), and the result is split back per Doc: no padding crosses
 the boundary.
+
+Long Docs are bounded by `max_length` tokens (0: no bound), so that the
+padded chunks of a batch, and with them memory, stay bounded: `RNNStates`
+reads a longer Doc as consecutive windows of max_length tokens, each from a
+fresh state (every token still gets a vector); `PooledRNN` reads its first
+max_length tokens.
 """
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder
-from .torch_bridge import TorchModuleShim
+from .torch_bridge import TorchModuleShim, non_finite_message
 
 
-def RNNStates(width: int, **rnn_kwargs: Any) -> Model[List[Floats2d], List[Floats2d]]:
-    """All states (h_1 … h_T) of a recurrent network, one array per Doc."""
-    return _torch_rnn_layer("rnn_states", RecurrentEncoder, width, width, rnn_kwargs, _forward_states)
+def RNNStates(width: int, max_length: int = 0, **rnn_kwargs: Any) -> Model[List[Floats2d], List[Floats2d]]:
+    """All states (h_1 … h_T) of a recurrent network, one array per Doc;
+    Docs longer than max_length are read in windows of max_length tokens."""
+    forward = partial(_forward_states, max_length=max_length)
+    return _torch_rnn_layer("rnn_states", RecurrentEncoder, width, width, rnn_kwargs, forward)
 
 
-def PooledRNN(width: int, pooling: Sequence[str], **rnn_kwargs: Any) -> Model[List[Floats2d], Floats2d]:
-    """One pooled vector per Doc from the states of a recurrent network."""
+def PooledRNN(
+    width: int, pooling: Sequence[str], max_length: int = 0, **rnn_kwargs: Any
+) -> Model[List[Floats2d], Floats2d]:
+    """One pooled vector per Doc from the states of a recurrent network over
+    its first max_length tokens."""
     kwargs = dict(rnn_kwargs, pooling=list(pooling))
     nO = width * len(pooling)
-    return _torch_rnn_layer("rnn_pooled", PooledRecurrentEncoder, width, nO, kwargs, _forward_pooled)
+    forward = partial(_forward_pooled, max_length=max_length)
+    return _torch_rnn_layer("rnn_pooled", PooledRecurrentEncoder, width, nO, kwargs, forward)
 
 
 def _torch_rnn_layer(
     name: str, module_class: type, width: int, nO: int, kwargs: Dict[str, Any], forward: Callable
 ) -> Model:
+    module_kwargs = dict(kwargs, width=width)
     return Model(
         name,
         forward,
         init=_init,
         dims={"nI": None, "nO": nO},
-        attrs={"module_kwargs": dict(kwargs, width=width)},
-        shims=[TorchModuleShim(module_class)],
+        attrs={"module_kwargs": module_kwargs},
+        shims=[TorchModuleShim(module_class, settings=module_kwargs)],
     )
 
 
@@ -51,27 +65,37 @@ def _init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> Model:
     return model
 
 
-def _run(model: Model, Xs: List[Floats2d], is_train: bool) -> Tuple[Any, Callable, List[int]]:
-    """Concatenate the Docs' arrays, run the torch module, and return its
-    output with a callback that takes the output's gradient."""
+def _run(model: Model, Xs: List[Floats2d], lengths: List[int], is_train: bool) -> Tuple[Any, Callable]:
+    """Concatenate the Docs' arrays, run the torch module over sequences of
+    the given lengths, and return its output with a callback that takes the
+    output's gradient."""
     shim: TorchModuleShim = model.shims[0]
     if shim.module is None:
         raise ValueError(f"The '{model.name}' layer is not initialized: call initialize() first.")
-    lengths = [int(x.shape[0]) for x in Xs]
     flat = model.ops.xp.concatenate(Xs) if Xs else model.ops.alloc2f(0, model.get_dim("nI"))
     flat_t = xp2torch(model.ops.asarray2f(flat), requires_grad=is_train)
     output, torch_backprop = shim(ArgsKwargs(args=(flat_t, lengths), kwargs={}), is_train)
+    tensor = output[0] if isinstance(output, tuple) else output
+    if not bool(tensor.isfinite().all()):
+        raise ValueError(non_finite_message(f"the output of the '{model.name}' layer"))
 
     def backprop(d_output: Any) -> Floats2d:
-        tensor = output[0] if isinstance(output, tuple) else output
         grads = torch_backprop(ArgsKwargs(args=(tensor,), kwargs={"grad_tensors": (xp2torch(d_output),)}))
         return torch2xp(grads.args[0])
 
-    return output, backprop, lengths
+    return output, backprop
 
 
-def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool):
-    (states, _final), torch_backprop, lengths = _run(model, Xs, is_train)
+def windows(lengths: Sequence[int], max_length: int) -> List[int]:
+    """Each length cut into consecutive pieces of at most max_length (0: uncut)."""
+    if not max_length:
+        return list(lengths)
+    return [min(max_length, length - start) for length in lengths for start in range(0, length, max_length)]
+
+
+def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0):
+    lengths = [int(x.shape[0]) for x in Xs]
+    (states, _final), torch_backprop = _run(model, Xs, windows(lengths, max_length), is_train)
     Ys = model.ops.unflatten(torch2xp(states), lengths) if Xs else []
 
     def backprop(dYs: List[Floats2d]) -> List[Floats2d]:
@@ -81,10 +105,21 @@ def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool):
     return Ys, backprop
 
 
-def _forward_pooled(model: Model, Xs: List[Floats2d], is_train: bool):
-    pooled, torch_backprop, lengths = _run(model, Xs, is_train)
+def _forward_pooled(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0):
+    read = [x[:max_length] for x in Xs] if max_length else Xs
+    pooled, torch_backprop = _run(model, read, [int(x.shape[0]) for x in read], is_train)
 
     def backprop(dY: Floats2d) -> List[Floats2d]:
-        return model.ops.unflatten(torch_backprop(dY), lengths)
+        d_read = model.ops.unflatten(torch_backprop(dY), [int(x.shape[0]) for x in read])
+        return [pad_rows(model, d, int(x.shape[0])) for d, x in zip(d_read, Xs)]
 
     return torch2xp(pooled), backprop
+
+
+def pad_rows(model: Model, array: Floats2d, n_rows: int) -> Floats2d:
+    """`array` followed by zero rows up to n_rows (the gradient of a cut)."""
+    if array.shape[0] == n_rows:
+        return array
+    padded = model.ops.alloc2f(n_rows, array.shape[1])
+    padded[: array.shape[0]] = array
+    return padded

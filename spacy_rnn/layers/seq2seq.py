@@ -3,7 +3,9 @@
 `Seq2Seq` maps (Docs, target ids) to the logits of every target position
 under teacher forcing: that is its forward pass, used for training.
 `generate` decodes Docs with the same weights. Source vectors cross to torch
-as one array plus the Docs' lengths; target ids as one padded id matrix.
+as one array plus the Docs' lengths; target ids as one padded id matrix. The
+encoder reads the first `max_source_length` tokens of each Doc (0: all), so
+that the padded memory the decoder attends to stays bounded.
 """
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -15,7 +17,8 @@ from thinc.types import Floats2d
 
 from ..nn.seq2seq import EncoderDecoder
 from ..vocab import BOS, EOS, PAD
-from .torch_bridge import TorchModuleShim
+from .rnn import pad_rows
+from .torch_bridge import CheckedModel, TorchModuleShim
 
 TargetIds = List[List[int]]  # one list per Doc, ending with EOS
 Seq2SeqInput = Tuple[List[Doc], TargetIds]
@@ -34,20 +37,29 @@ def Seq2Seq(
     width: int,
     target_width: int,
     decoder: str,
+    max_source_length: int = 0,
     nO: Optional[int] = None,
     **rnn_kwargs: Any,
 ) -> Model[Seq2SeqInput, Floats2d]:
     """Token vectors from `tok2vec` feeding an RNN encoder-decoder with nO
     target ids; output: logits (total target length, nO), Doc by Doc."""
+    module_kwargs = dict(rnn_kwargs, width=width, target_width=target_width, decoder=decoder)
     encoder_decoder = Model(
         "rnn_encoder_decoder",
         _forward_encoder_decoder,
         init=_init_encoder_decoder,
         dims={"nI": None, "nO": nO},
-        attrs={"module_kwargs": dict(rnn_kwargs, width=width, target_width=target_width, decoder=decoder)},
-        shims=[TorchModuleShim(EncoderDecoder)],
+        attrs={"module_kwargs": module_kwargs},
+        shims=[TorchModuleShim(EncoderDecoder, settings=module_kwargs)],
     )
-    model = Model("rnn_seq2seq", _forward, init=_init, layers=[tok2vec, encoder_decoder], dims={"nO": nO})
+    model = CheckedModel(
+        "rnn_seq2seq",
+        _forward,
+        init=_init,
+        layers=[tok2vec, encoder_decoder],
+        dims={"nO": nO},
+        attrs={"max_source_length": max_source_length},
+    )
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("encoder_decoder", encoder_decoder)
     return model
@@ -82,10 +94,12 @@ def _forward(model: Model, inputs: Seq2SeqInput, is_train: bool):
     docs, targets = inputs
     tok2vec, encoder_decoder = model.layers
     vectors, backprop_tok2vec = tok2vec(docs, is_train)
-    logits, backprop_encoder_decoder = encoder_decoder((vectors, targets), is_train)
+    sources = cut_sources(vectors, model.attrs["max_source_length"])
+    logits, backprop_encoder_decoder = encoder_decoder((sources, targets), is_train)
 
     def backprop(d_logits: Floats2d) -> Seq2SeqInput:
-        d_vectors, _ = backprop_encoder_decoder(d_logits)
+        d_sources, _ = backprop_encoder_decoder(d_logits)
+        d_vectors = [pad_rows(model, d, int(x.shape[0])) for d, x in zip(d_sources, vectors)]
         if any(len(d) for d in d_vectors):  # thinc's HashEmbed cannot backprop a batch without tokens
             backprop_tok2vec(d_vectors)
         return inputs
@@ -108,6 +122,11 @@ def _forward_encoder_decoder(model: Model, inputs: Tuple[List[Floats2d], TargetI
         return model.ops.unflatten(torch2xp(d_flat), lengths), targets
 
     return torch2xp(logits), backprop
+
+
+def cut_sources(vectors: List[Floats2d], max_length: int) -> List[Floats2d]:
+    """The first max_length token vectors of each Doc (all of them for 0)."""
+    return [x[:max_length] for x in vectors] if max_length else vectors
 
 
 def teacher_forcing_inputs(targets: TargetIds) -> Tuple[numpy.ndarray, List[int]]:
@@ -140,7 +159,7 @@ def generate(
     module = encoder_decoder.shims[0].module
     if module is None:
         raise ValueError("The encoder-decoder is not initialized: call nlp.initialize() (or load a trained pipeline).")
-    vectors = model.get_ref("tok2vec").predict(list(docs))
+    vectors = cut_sources(model.get_ref("tok2vec").predict(list(docs)), model.attrs["max_source_length"])
     (flat, lengths), _ = _source_input(encoder_decoder, vectors, is_train=False)
     module.eval()
     ids, sources = module.generate(

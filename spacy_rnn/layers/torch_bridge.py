@@ -3,16 +3,18 @@
 `TorchModuleShim` holds a torch module that is built from keyword arguments
 once the dimensions are known (in `Model.initialize`), and that can be
 rebuilt from its saved bytes alone. Weights travel as plain arrays in
-msgpack: loading never unpickles anything.
+msgpack: loading never unpickles anything. Weights that are not finite are
+never saved, and saved weights are checked whole (readable, float arrays, the
+settings of the config) before anything is loaded.
 """
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import os
 
 import numpy
 import srsly
 import torch
-from thinc.api import get_torch_default_device
+from thinc.api import Model, get_torch_default_device
 from thinc.shims import PyTorchShim
 
 
@@ -29,11 +31,16 @@ os.register_at_fork(after_in_child=_one_thread_in_forked_child)
 
 
 class TorchModuleShim(PyTorchShim):
-    """A PyTorchShim whose module is created later, by `build(**kwargs)`."""
+    """A PyTorchShim whose module is created later, by `build(**kwargs)`.
 
-    def __init__(self, module_class: Callable[..., torch.nn.Module]):
+    `settings` are the module's keyword arguments that the config decides
+    (not the widths found from data): saved weights with other settings are
+    refused, except for `dropout`, which does not change the weights."""
+
+    def __init__(self, module_class: Callable[..., torch.nn.Module], settings: Optional[Dict[str, Any]] = None):
         super().__init__(None)
         self.module_class = module_class
+        self.settings = {key: value for key, value in (settings or {}).items() if key != "dropout"}
 
     @property
     def module(self) -> Optional[torch.nn.Module]:
@@ -45,28 +52,114 @@ class TorchModuleShim(PyTorchShim):
         return self._model
 
     def to_bytes(self) -> bytes:
+        name = self.module_class.__name__
         if self._model is None:
             raise ValueError(
-                f"Cannot serialize the {self.module_class.__name__} of an uninitialized "
-                "model: call nlp.initialize() (or model.initialize()) first."
+                f"Cannot serialize the {name} of an uninitialized model: call nlp.initialize() (or "
+                "model.initialize()) first."
             )
         state = {k: v.detach().cpu().numpy() for k, v in self._model.state_dict().items()}
+        not_finite = [key for key, value in state.items() if not numpy.isfinite(value).all()]
+        if not_finite:
+            raise ValueError(non_finite_message(f"the {name} weights {', '.join(not_finite)}"))
         return srsly.msgpack_dumps({"config": self.cfg, "state": state})
 
     def from_bytes(self, bytes_data: bytes) -> "TorchModuleShim":
-        msg = srsly.msgpack_loads(bytes_data)
-        if not isinstance(msg, dict) or set(msg) != {"config", "state"}:
-            raise ValueError(
-                f"Cannot load {self.module_class.__name__} weights: the data is not a "
-                "spacy-rnn weights record (expected msgpack with 'config' and 'state')."
-            )
-        module = self.build(**msg["config"])
-        state = {name: torch.from_numpy(numpy.array(value)) for name, value in msg["state"].items()}
+        config, state = self.read(bytes_data)
+        module = self.module_class(**config).to(get_torch_default_device())
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise ValueError(
-                f"The saved {self.module_class.__name__} weights do not match its saved "
-                f"settings {msg['config']}: {err}"
+                f"The saved {self.module_class.__name__} weights do not match their saved settings {config}: {err}"
             ) from None
+        self.cfg, self._model = config, module
         return self
+
+    def read(self, bytes_data: bytes) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
+        """The settings and weights of a saved record, checked: a msgpack
+        map of float arrays whose settings are those of the config."""
+        name = self.module_class.__name__
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except Exception:  # msgpack raises several types for damaged data
+            msg = None
+        if not (isinstance(msg, dict) and set(msg) == {"config", "state"} and isinstance(msg["config"], dict)
+                and isinstance(msg["state"], dict)):
+            raise ValueError(
+                f"Cannot load {name} weights: the data is not a spacy-rnn weights record (expected msgpack with "
+                "'config' and 'state'). The file is damaged or was replaced: save or download the pipeline again."
+            )
+        config = msg["config"]
+        different = [
+            f"{key} = {config.get(key)!r} in the weights, {value!r} in the config"
+            for key, value in self.settings.items()
+            if config.get(key) != value
+        ]
+        if different:
+            raise ValueError(
+                f"The saved {name} weights were trained with other settings than the config: "
+                f"{'; '.join(different)}. Load the pipeline with the config.cfg saved beside its weights, or retrain."
+            )
+        for key, value in msg["state"].items():
+            if not isinstance(value, numpy.ndarray) or value.dtype.kind != "f":
+                raise ValueError(f"Cannot load {name} weights: '{key}' is not an array of floats (damaged file?).")
+        return config, {key: torch.from_numpy(numpy.array(value)) for key, value in msg["state"].items()}
+
+
+def non_finite_message(what: str) -> str:
+    return (
+        f"NaN or infinite values in {what}: training has diverged, and a model with them is not saved. Lower the "
+        "learning rate, clip gradients ([training.optimizer] grad_clip = 1.0, the default of spacy-rnn's configs), "
+        "and restart from the last good checkpoint."
+    )
+
+
+class CheckedModel(Model):
+    """A thinc Model that never saves NaN or infinite weights and that checks
+    saved weights whole before loading any of them: unreadable bytes, another
+    structure, other widths or settings give an error that says so, and leave
+    the model as it was."""
+
+    __slots__ = ()
+
+    def to_bytes(self) -> bytes:
+        for node in self.walk():
+            for param in node.param_names:
+                if node.has_param(param) and not node.ops.xp.isfinite(node.get_param(param)).all():
+                    raise ValueError(non_finite_message(f"the parameter '{param}' of the layer '{node.name}'"))
+        return super().to_bytes()
+
+    def from_bytes(self, bytes_data: bytes) -> "CheckedModel":
+        try:
+            msg = srsly.msgpack_loads(bytes_data)
+        except Exception as err:  # msgpack raises several types for damaged data
+            raise ValueError(
+                "Cannot load the weights of a spacy-rnn model (the file 'model' in the component's folder of a saved "
+                f"pipeline): the data is truncated or is not a saved model ({type(err).__name__}: {err}). Save or "
+                "download the pipeline again."
+            ) from None
+        self.check_weights(msg)
+        return super().from_bytes(bytes_data)
+
+    def check_weights(self, msg: Any) -> None:
+        """Raise a ValueError if `msg` (a decoded model) cannot be loaded."""
+        nodes = list(self.walk())
+        if not (isinstance(msg, dict) and {"nodes", "attrs", "params", "shims"} <= set(msg)):
+            raise ValueError("Cannot load the weights of a spacy-rnn model: the data is not a saved model.")
+        if len(msg["nodes"]) != len(nodes):
+            raise ValueError(
+                f"Cannot load the weights of a spacy-rnn model: they hold {len(msg['nodes'])} layers, the "
+                f"config builds {len(nodes)}. Load the pipeline with the config.cfg saved beside its weights."
+            )
+        for node, info, shims in zip(nodes, msg["nodes"], msg["shims"]):
+            for dim, saved in info["dims"].items():
+                if saved is not None and node.has_dim(dim) and node.get_dim(dim) != saved:
+                    raise ValueError(
+                        f"The saved weights do not fit the config: '{dim}' of the layer '{node.name}' is {saved} in "
+                        f"the weights, {node.get_dim(dim)} in the config. Load the pipeline with the config.cfg saved "
+                        "beside its weights, or retrain."
+                    )
+            for shim, shim_bytes in zip(node.shims, shims):
+                if isinstance(shim, TorchModuleShim):
+                    shim.read(shim_bytes)

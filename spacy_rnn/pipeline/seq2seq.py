@@ -9,10 +9,16 @@ padding never reaches it) -> backprop -> finish_update.
 
 Empty targets: an example whose target is empty or blank is skipped, with a
 warning saying how many were; an example with no target at all is an error.
+A loss that is not finite stops `update` before any weight changes.
+
+Loading checks every file (cfg, target vocabulary, model) and that the
+vocabulary has the size the model was trained with before anything is
+loaded: a bad file gives an error that names it, and the component stays as
+it was.
 """
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
 
 import srsly
 from spacy import util
@@ -26,8 +32,9 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..architectures import ActivationName, CellName, check_rnn_settings
+from ..architectures import ActivationName, CellName, check_max_length, check_rnn_settings
 from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, generate
+from ..layers.torch_bridge import non_finite_message
 from ..nn.seq2seq import DECODERS
 from ..scoring import seq2seq_score
 from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, TargetVocab, build_vocab, vocab_from_bytes
@@ -36,6 +43,7 @@ from .targets import TARGET_ATTR, get_target, set_target
 __all__ = ["RNNSeq2Seq", "build_seq2seq", "get_target", "make_rnn_seq2seq", "set_target"]
 
 N_INIT_EXAMPLES = 10  # examples shown to the model's initialize
+MAX_SOURCE_LENGTH = 1000  # source tokens read per Doc: bounds the memory the decoder attends to
 
 
 @registry.architectures("spacy_rnn.Seq2Seq.v1")
@@ -49,6 +57,7 @@ def build_seq2seq(
     activation: ActivationName = "sigmoid",
     decoder: Literal["repeat", "attention"] = "attention",
     target_width: int = 64,
+    max_source_length: int = MAX_SOURCE_LENGTH,
     nO: Optional[int] = None,
 ) -> Model[Seq2SeqInput, Floats2d]:
     """An RNN encoder-decoder for the `rnn_seq2seq` component: token vectors
@@ -68,6 +77,8 @@ def build_seq2seq(
     decoder (str): "repeat" (the encoder's final state repeated at every step,
         next to the previous output token) or "attention" (Luong "general").
     target_width (int): Width of the target token embeddings.
+    max_source_length (int): The encoder reads the first max_source_length
+        tokens of each Doc, so that memory stays bounded; 0: no limit.
     nO (Optional[int]): Target vocabulary size; set by the component.
     """
     name = "spacy_rnn.Seq2Seq.v1"
@@ -76,8 +87,9 @@ def build_seq2seq(
         raise ValueError(f"{name}: unknown decoder {decoder!r}. Set 'decoder' to one of {', '.join(DECODERS)}.")
     if not isinstance(target_width, int) or target_width < 1:
         raise ValueError(f"{name}: 'target_width' must be a positive integer, got {target_width!r}.")
+    check_max_length(name, "max_source_length", max_source_length)
     return Seq2Seq(
-        tok2vec, width, target_width, decoder, nO=nO,
+        tok2vec, width, target_width, decoder, max_source_length=max_source_length, nO=nO,
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
 
@@ -257,6 +269,8 @@ class RNNSeq2Seq(TrainablePipe):
         set_dropout_rate(self.model, drop)
         logits, backprop = self.model.begin_update(([eg.predicted for eg in examples], self._encode_targets(examples)))
         loss, d_logits = self.get_loss(examples, logits)
+        if not self.model.ops.xp.isfinite(loss):
+            raise ValueError(f"[{self.name}] " + non_finite_message(f"the loss ({loss})"))
         backprop(d_logits)
         if sgd is not None:
             self.finish_update(sgd)
@@ -357,13 +371,15 @@ class RNNSeq2Seq(TrainablePipe):
         return util.to_bytes(serializers, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
+        parts: Dict[str, Tuple[str, bytes]] = {}
         deserializers = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: parts.update(cfg=("the 'cfg' bytes", b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "target_vocab": lambda b: self._load_target_vocab(b),
-            "model": lambda b: self.model.from_bytes(b),
+            "target_vocab": lambda b: parts.update(target_vocab=("the 'target_vocab' bytes", b)),
+            "model": lambda b: parts.update(model=("the 'model' bytes", b)),
         }
         util.from_bytes(bytes_data, deserializers, exclude)
+        self._load(parts)
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
@@ -377,18 +393,90 @@ class RNNSeq2Seq(TrainablePipe):
         util.to_disk(path, serializers, exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
+        parts: Dict[str, Tuple[str, bytes]] = {}
+
+        def read(name: str) -> Callable[[Path], None]:
+            return lambda p: parts.update({name: (str(p), read_file(p, self.name))})
+
         deserializers = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": read("cfg"),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "target_vocab": lambda p: self._load_target_vocab(p.read_bytes()),
-            "model": lambda p: self.model.from_disk(p),
+            "target_vocab": read("target_vocab"),
+            "model": read("model"),
         }
         util.from_disk(path, deserializers, exclude)
+        self._load(parts)
         return self
 
-    def _load_target_vocab(self, data: bytes) -> None:
-        self.target_vocab = vocab_from_bytes(data)
-        self.model.set_dim("nO", len(self.target_vocab))
+    def _load(self, parts: Dict[str, Tuple[str, bytes]]) -> None:
+        """Check the saved cfg, target vocabulary and model (each given as
+        (where it comes from, its bytes)), then load them; nothing changes
+        when one of them is bad."""
+        cfg, target_vocab = dict(self.cfg), self.target_vocab
+        if "cfg" in parts:
+            where, data = parts["cfg"]
+            saved = _json_object(data)
+            if saved is None or set(saved) - set(cfg):
+                raise ValueError(f"[{self.name}] {where} is not the settings file of an rnn_seq2seq component.")
+            cfg.update(saved)
+            check_component_settings(self.name, **{key: cfg[key] for key in SETTINGS_CHECKED})
+        if "target_vocab" in parts:
+            where, data = parts["target_vocab"]
+            try:
+                target_vocab = vocab_from_bytes(data)
+            except Exception as err:  # JSON, tokenizers and format errors alike
+                raise ValueError(
+                    f"[{self.name}] Cannot read the target vocabulary {where}: {err}. Save or download the pipeline "
+                    "again."
+                ) from None
+        if "model" in parts:
+            where, data = parts["model"]
+            trained_ids = _saved_output_size(data)
+            if target_vocab is not None and trained_ids is not None and trained_ids != len(target_vocab):
+                raise ValueError(
+                    f"[{self.name}] The target vocabulary ({len(target_vocab)} ids) does not match the model "
+                    f"{where}, trained with {trained_ids} target ids: the files come from different trainings. "
+                    "Save or download the whole pipeline again."
+                )
+            try:
+                self.model.from_bytes(data)
+            except ValueError as err:
+                raise ValueError(f"[{self.name}] Cannot load the model {where}: {err}") from None
+        if not Doc.has_extension(cfg["output_attr"]):
+            Doc.set_extension(cfg["output_attr"], default=None)
+        self.cfg, self.target_vocab = cfg, target_vocab
+
+
+SETTINGS_CHECKED = (
+    "output_attr", "vocab_kind", "min_freq", "max_size", "beam_size", "max_length", "length_penalty",
+)
+
+
+def read_file(path: Path, component: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ValueError(
+            f"[{component}] Cannot read {path} ({err.strerror}): the saved pipeline is incomplete. Save or "
+            "download it again."
+        ) from None
+
+
+def _json_object(data: bytes) -> Optional[Dict[str, Any]]:
+    try:
+        value = srsly.json_loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _saved_output_size(data: bytes) -> Optional[int]:
+    """The number of target ids a saved model was trained with (None when the
+    data is not a readable model; loading it then explains why)."""
+    try:
+        return srsly.msgpack_loads(data)["nodes"][0]["dims"]["nO"]
+    except Exception:  # any damage: left to the model's own checks
+        return None
 
 
 def check_component_settings(
