@@ -14,7 +14,7 @@ from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
 from .layers.rnn import PooledRNN, RNNStates
-from .layers.torch_bridge import CheckedModel
+from .layers.textcat import TextCatChain
 from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
 
 CellName = Literal["rnn", "lstm", "gru"]
@@ -100,8 +100,7 @@ def build_textcat_rnn(
         output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
     else:
         output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
-    model = chain(tok2vec, rnn, output_layer)
-    model.__class__ = CheckedModel  # the same chain, with checked saving and loading
+    model = TextCatChain(tok2vec, rnn, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("rnn", rnn)
     model.set_ref("output_layer", output_layer)

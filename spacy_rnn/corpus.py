@@ -1,7 +1,8 @@
 """Reading the JSONL datasets and turning them into spaCy DocBins.
 
 Records look like `{"text": str, "label": str | int, ...}` (classification)
-or `{"text": str, "target": str, ...}` (sequence to sequence).
+or `{"text": str, "target": str, ...}` (sequence to sequence). Every problem
+found is a `DataError` that names the file and the line (or Doc).
 """
 import gzip
 import json
@@ -11,8 +12,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Un
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
 
-from .pipeline.targets import set_target
+from .pipeline.targets import get_target, set_target
 
 STRING_FIELDS = ("text", "target")
 
@@ -23,8 +25,8 @@ class DataError(ValueError):
 
 def read_jsonl(path: Union[str, Path], required: Sequence[str] = ("text",)) -> Iterator[Dict]:
     """Yield the records of a .jsonl or .jsonl.gz file, checking that each is a
-    JSON object with the required fields (and that `text` and `target` are
-    strings)."""
+    JSON object with the required fields, that `text` and `target` are strings
+    and that `label` is a string or an integer."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -44,6 +46,9 @@ def read_jsonl(path: Union[str, Path], required: Sequence[str] = ("text",)) -> I
                 for field in STRING_FIELDS:
                     if field in record and not isinstance(record[field], str):
                         raise DataError(f"{path}:{line_no}: '{field}' must be a string, got {record[field]!r}.")
+                label = record.get("label", "")
+                if isinstance(label, bool) or not isinstance(label, (str, int)):
+                    raise DataError(f"{path}:{line_no}: 'label' must be a string or an integer, got {label!r}.")
                 yield record
     except (OSError, UnicodeDecodeError, EOFError) as err:
         raise DataError(f"{path}: cannot be read ({err}).") from None
@@ -81,6 +86,44 @@ def textcat_docbin(
 ) -> DocBin:
     """A DocBin of Docs whose `cats` are one-hot over `labels`."""
     return DocBin(docs=textcat_docs(nlp, list(records), labels, batch_size, n_process), store_user_data=True)
+
+
+def read_docbin(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
+    """The Docs of a .spacy file (user data included)."""
+    try:
+        return list(DocBin().from_disk(path).get_docs(vocab))
+    except Exception as err:  # missing, unreadable, truncated or not a DocBin
+        raise DataError(f"{path}: cannot be read as a DocBin ({type(err).__name__}: {err}).") from None
+
+
+def check_training_docs(kind: str, train: Tuple[str, Sequence[Doc]], dev: Tuple[str, Sequence[Doc]]) -> None:
+    """Check the (name, Docs) of the training and dev splits before training,
+    raising a DataError that names the split and the Doc: no Docs; for
+    `textcat`, a Doc without cats, a score that is not a number in [0, 1], a
+    dev label that no training Doc has; for `seq2seq`, a reference Doc
+    without a target (see `set_target`)."""
+    for split, docs in (train, dev):
+        if not docs:
+            raise DataError(f"{split}: no Docs. Convert the data again (an empty split cannot train or evaluate).")
+        for i, doc in enumerate(docs, start=1):
+            where = f"{split}: Doc {i} ({doc.text[:40]!r})"
+            if kind == "seq2seq" and get_target(doc) is None:
+                raise DataError(f"{where} has no seq2seq target: attach it with set_target(doc, text).")
+            if kind == "textcat":
+                if not doc.cats:
+                    raise DataError(f"{where} has no cats: give every Doc a score for each label.")
+                bad = {label: v for label, v in doc.cats.items() if not isinstance(v, (int, float)) or not 0 <= v <= 1}
+                if bad:
+                    raise DataError(f"{where} has scores that are not numbers in [0, 1]: {bad}.")
+    if kind == "textcat":
+        train_labels = {label for doc in train[1] for label in doc.cats}
+        for i, doc in enumerate(dev[1], start=1):
+            unknown = sorted(set(doc.cats) - train_labels)
+            if unknown:
+                raise DataError(
+                    f"{dev[0]}: Doc {i} ({doc.text[:40]!r}) has the label(s) {unknown}, which no training Doc has: "
+                    "the classifier could never predict them. Convert train and dev with the same labels."
+                )
 
 
 def label_names(records: Iterable[Dict]) -> List[str]:

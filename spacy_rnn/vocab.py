@@ -127,7 +127,7 @@ class WordVocab(TargetVocab):
     def join(self, pieces: List[str]) -> str:
         text = ""
         for piece in pieces:
-            if piece.startswith(JOINER):
+            if piece.startswith(JOINER) and piece != JOINER:  # a lone JOINER is the mark itself, written apart
                 text += piece[len(JOINER) :]
             else:
                 text += (" " if text else "") + piece

@@ -27,10 +27,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from spacy.cli._util import parse_config_overrides
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
 from spacy.training import Example
 
 from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
+from common import fail
+from spacy_rnn.corpus import DataError, read_docbin
 from spacy_rnn.pipeline.targets import get_target
 from train import train
 
@@ -51,7 +53,7 @@ OUTPUT_ATTR = "generated"
 
 
 def read_docs(path: Path) -> List[Doc]:
-    return list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+    return read_docbin(path, spacy.blank("en").vocab)
 
 
 def tfidf() -> TfidfVectorizer:
@@ -140,16 +142,19 @@ def main() -> None:
     parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train spaCy's models on; -1: CPU")
     args, rest = parser.parse_known_args()
-    if args.kind == "seq2seq":
-        records = title_baselines(args.corpus, args.out_dir)
-    else:
-        if args.training_dir is None:
-            parser.error("textcat baselines need a training_dir for spaCy's models")
-        overrides = parse_config_overrides(rest)
-        records = [tfidf_logreg(args.corpus, args.out_dir, args.stars)]
-        for key in SPACY_BASELINES:
-            records.append(spacy_baseline(key, args.corpus, args.out_dir, args.training_dir, args.stars,
-                                          args.gpu_id, overrides))
+    if args.kind == "textcat" and args.training_dir is None:
+        parser.error("textcat baselines need a training_dir for spaCy's models")
+    try:
+        if args.kind == "seq2seq":
+            records = title_baselines(args.corpus, args.out_dir)
+        else:
+            overrides = parse_config_overrides(rest)
+            records = [tfidf_logreg(args.corpus, args.out_dir, args.stars)]
+            for key in SPACY_BASELINES:
+                records.append(spacy_baseline(key, args.corpus, args.out_dir, args.training_dir, args.stars,
+                                              args.gpu_id, overrides))
+    except DataError as err:
+        fail(f"{err} Run the convert step again.")
     for record in records:
         print(f"✔ {record['system']}: {summary(record)}")
 

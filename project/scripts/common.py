@@ -55,8 +55,16 @@ def write_jsonl(path: PathLike, records: Iterable[Dict]) -> int:
 
 
 def read_json(path: PathLike) -> Any:
-    with Path(path).open(encoding="utf8") as file_:
-        return json.load(file_)
+    """The JSON in `path`; stops the script with a message naming the file
+    (and line) when it cannot be read or parsed."""
+    try:
+        with Path(path).open(encoding="utf8") as file_:
+            return json.load(file_)
+    except OSError as err:
+        fail(f"{path}: cannot be read ({err.strerror}).")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        line = f":{err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+        fail(f"{path}{line}: not valid JSON ({err}). Run the step that writes it again.")
 
 
 def fail(message: str) -> NoReturn:

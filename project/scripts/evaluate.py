@@ -17,7 +17,6 @@ come, in OUT_DIR:
         --key rnn --name "spacy-rnn LSTM" --log training/sarcasm/log.jsonl --train-info training/sarcasm/train.json
 """
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -30,11 +29,11 @@ import numpy  # noqa: E402
 import spacy  # noqa: E402
 from sklearn import metrics  # noqa: E402
 from spacy.language import Language  # noqa: E402
-from spacy.tokens import DocBin  # noqa: E402
 from spacy.scorer import Scorer  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
-from common import atomic_path, read_json, write_json, write_jsonl  # noqa: E402
+from common import atomic_path, fail, read_json, write_json, write_jsonl  # noqa: E402
+from spacy_rnn.corpus import DataError, read_docbin, read_jsonl  # noqa: E402
 from spacy_rnn.pipeline.targets import get_target  # noqa: E402
 from spacy_rnn.scoring import seq2seq_score  # noqa: E402
 
@@ -48,7 +47,7 @@ def predict(nlp: Language, test_path: Path) -> Tuple[List[Example], Dict]:
     spaCy's scores of them, as `spacy evaluate` computes them (`Language.evaluate`
     keeps no predictions, so its steps are done here: tokenize and pipe, timed
     for words/s, then `Scorer.score`)."""
-    references = list(DocBin().from_disk(test_path).get_docs(nlp.vocab))
+    references = read_docbin(test_path, nlp.vocab)
     start = time.perf_counter()
     predicted = list(nlp.pipe(nlp.make_doc(doc.text) for doc in references))
     seconds = time.perf_counter() - start
@@ -107,7 +106,7 @@ def plot_confusion(confusion: Dict, title: str, path: Path) -> None:
 
 def read_log(log_path: Path) -> List[Dict]:
     """The evaluations spaCy's logger wrote during training, one dict each."""
-    return [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
+    return list(read_jsonl(log_path, required=("step", "epoch", "score", "losses")))
 
 
 def best_checkpoint(log: List[Dict]) -> Dict:
@@ -235,6 +234,9 @@ if __name__ == "__main__":
     parser.add_argument("--train-info", type=Path, help="train.json written by scripts/train.py")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to run on; -1: CPU")
     args = parser.parse_args()
-    result = evaluate_pipeline(args.model, args.test, args.out_dir, args.key, args.name, args.stars, args.log,
-                               args.train_info, args.gpu_id)
+    try:
+        result = evaluate_pipeline(args.model, args.test, args.out_dir, args.key, args.name, args.stars, args.log,
+                                   args.train_info, args.gpu_id)
+    except DataError as err:
+        fail(f"{err} Run the step that writes it again.")
     print(f"✔ {result['system']}: {summary(result)} ({args.out_dir / (args.key + '.json')})")

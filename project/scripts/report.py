@@ -11,13 +11,13 @@ confusion matrix and learning curve, and example predictions.
 the lines `<!-- project-results:start -->` and `<!-- project-results:end -->`.
 """
 import argparse
-import json
 import os
 import random
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from common import atomic_path, fail, read_json
+from spacy_rnn.corpus import DataError, read_jsonl
 
 TEXTCAT_SYSTEMS = ("rnn", "tfidf", "bow", "ensemble", "bilstm")
 SEQ2SEQ_SYSTEMS = ("rnn", "most_frequent", "first_words", "tfidf_nearest")
@@ -83,8 +83,7 @@ def per_class_table(record: Dict) -> str:
 def example_rows(metrics_dir: Path, seq2seq: bool) -> str:
     """A fixed random draw of spacy-rnn's test predictions (half right, half
     wrong for classifiers)."""
-    with (metrics_dir / "rnn_predictions.jsonl").open(encoding="utf8") as file_:
-        rows = [json.loads(line) for line in file_]
+    rows = list(read_jsonl(metrics_dir / "rnn_predictions.jsonl", required=("text", "gold", "pred")))
     rng = random.Random(0)
     if seq2seq:
         chosen = rng.sample(rows, min(N_EXAMPLES, len(rows)))
@@ -197,7 +196,10 @@ if __name__ == "__main__":
     parser.add_argument("--section", type=parse_section, action="append", required=True,
                         help="TITLE=METRICS_DIR, once per dataset")
     args = parser.parse_args()
-    if args.mode == "workflow":
-        write_report(args.output, args.title, args.section)
-    else:
-        write_readme(args.output, args.section)
+    try:
+        if args.mode == "workflow":
+            write_report(args.output, args.title, args.section)
+        else:
+            write_readme(args.output, args.section)
+    except DataError as err:
+        fail(f"{err} Run the evaluate step again.")

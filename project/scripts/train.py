@@ -3,26 +3,54 @@
 Runs spaCy's own training (the same as `python -m spacy train CONFIG --output
 OUTPUT_DIR ...overrides`) with the console logger also writing every
 evaluation to OUTPUT_DIR/log.jsonl, and writes OUTPUT_DIR/train.json (wall
-time, steps, best score, the overrides used).
+time, steps, best score, the overrides used). Before training, the training
+and dev DocBins are checked (see `spacy_rnn.corpus.check_training_docs`): a
+bad Doc stops it with a message naming the file and the Doc.
 
     python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm \\
         --paths.train corpus/sarcasm/train.spacy --paths.dev corpus/sarcasm/dev.spacy --training.max_epochs 2
 """
 import argparse
-import json
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
+import spacy
 from spacy.cli._util import parse_config_overrides
 from spacy.cli.train import train as spacy_train
+from spacy.util import load_config
 
-from common import write_json
+from common import fail, write_json
+from spacy_rnn.corpus import DataError, check_training_docs, read_docbin, read_jsonl
+
+TEXTCAT_FACTORIES = {"textcat", "textcat_multilabel"}
+
+
+def data_kind(config: Dict) -> Optional[str]:
+    """"textcat" or "seq2seq" from the pipeline's components (None: neither)."""
+    factories = {component.get("factory") for component in config["components"].values()}
+    if "rnn_seq2seq" in factories:
+        return "seq2seq"
+    return "textcat" if factories & TEXTCAT_FACTORIES else None
+
+
+def check_data(config_path: Path, overrides: Dict) -> None:
+    """Raise a DataError naming the file and Doc if the training or dev data
+    of this config cannot train its pipeline."""
+    config = load_config(config_path, overrides=overrides, interpolate=True)
+    kind = data_kind(config)
+    paths = [config["paths"].get(split) for split in ("train", "dev")]
+    if kind is None or not all(paths):
+        return
+    vocab = spacy.blank("xx").vocab
+    check_training_docs(kind, *[(str(path), read_docbin(path, vocab)) for path in paths])
 
 
 def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Dict:
     """Train a pipeline from `config` into output_dir/model-best and
-    output_dir/model-last; returns what train.json records."""
+    output_dir/model-last; returns what train.json records. Checks the data
+    first (see `check_data`)."""
+    check_data(config, overrides)
     log_path = output_dir / "log.jsonl"
     if log_path.exists():
         log_path.unlink()  # spaCy's logger refuses to overwrite a log
@@ -31,7 +59,7 @@ def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> 
     start = time.perf_counter()
     spacy_train(config, output_dir, use_gpu=gpu_id, overrides={**overrides, "training.logger": logger})
     seconds = time.perf_counter() - start
-    log = [json.loads(line) for line in log_path.read_text(encoding="utf8").splitlines() if line.strip()]
+    log = list(read_jsonl(log_path, required=("step", "epoch", "score")))
     info = {
         "config": str(config),
         "overrides": overrides,
@@ -51,7 +79,11 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("output_dir", type=Path, help="folder for model-best, model-last, log.jsonl, train.json")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train on; -1: CPU")
     args, rest = parser.parse_known_args(argv)
-    info = train(args.config, args.output_dir, parse_config_overrides(rest), args.gpu_id)
+    overrides = parse_config_overrides(rest)
+    try:
+        info = train(args.config, args.output_dir, overrides, args.gpu_id)
+    except DataError as err:
+        fail(f"{err} Fix the data (scripts/convert.py writes valid DocBins) and rerun.")
     print(f"✔ trained {args.output_dir} in {info['seconds']:.0f} s ({info['steps']} steps, best score "
           f"{info['best_score']})")
 

@@ -7,9 +7,9 @@ msgpack: loading never unpickles anything. Weights that are not finite are
 never saved, and saved weights are checked whole (readable, float arrays, the
 settings of the config) before anything is loaded.
 """
-from typing import Any, Callable, Dict, Optional, Tuple
-
 import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy
 import srsly
@@ -129,6 +129,10 @@ class CheckedModel(Model):
                 if node.has_param(param) and not node.ops.xp.isfinite(node.get_param(param)).all():
                     raise ValueError(non_finite_message(f"the parameter '{param}' of the layer '{node.name}'"))
         return super().to_bytes()
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        data = self.to_bytes()  # before the file is opened: a model that cannot be saved leaves no file
+        Path(path).write_bytes(data)
 
     def from_bytes(self, bytes_data: bytes) -> "CheckedModel":
         try:
