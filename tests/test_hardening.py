@@ -104,10 +104,11 @@ def output(doc):
 
 
 def result(nlp, doc):
-    """`output`, less the cats of an empty Doc behind the RNNEncoder: spaCy's
-    TextCatReduce.v1 (not spacy-rnn) scores it by the rest of its batch."""
+    """`output`, less the cats of an empty Doc: spaCy's textcat gives zeros
+    to a batch of empty Docs without asking the model, and inside a mixed
+    batch the model's scores of an empty input (see the README)."""
     got = output(doc)
-    return (None, got[1]) if "tok2vec" in nlp.pipe_names and not len(doc) else got
+    return (None, got[1]) if not len(doc) and not isinstance(got, str) else got
 
 
 def assert_same(got, expected):
@@ -129,8 +130,6 @@ def pipeline(request):
 
 def test_odd_texts_alone_and_in_mixed_batches(pipeline):
     alone = [result(pipeline, pipeline(text)) for text in ODD_TEXTS + NORMAL]
-    if pipeline.pipe_names == ["textcat"]:  # zeros for an empty Doc, alone and (below) in any batch
-        assert set(alone[0][0].values()) == {0.0}
     mixed = [text for pair in zip(ODD_TEXTS, NORMAL * 4) for text in pair] + ODD_TEXTS[len(NORMAL) * 4 :]
     mixed += NORMAL
     expected = dict(zip(ODD_TEXTS + NORMAL, alone))
