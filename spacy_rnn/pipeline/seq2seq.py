@@ -429,15 +429,15 @@ class RNNSeq2Seq(TrainablePipe):
                     f"[{self.name}] Cannot read the target vocabulary {where}: {err}. Save or download the pipeline "
                     "again."
                 ) from None
-        if "model" in parts:
-            where, data = parts["model"]
-            trained_ids = _saved_output_size(data)
-            if target_vocab is not None and trained_ids is not None and trained_ids != len(target_vocab):
-                raise ValueError(
-                    f"[{self.name}] The target vocabulary ({len(target_vocab)} ids) does not match the model "
-                    f"{where}, trained with {trained_ids} target ids: the files come from different trainings. "
-                    "Save or download the whole pipeline again."
-                )
+        where, data = parts.get("model", ("of the component", None))
+        trained_ids = self.model.maybe_get_dim("nO") if data is None else _saved_output_size(data)
+        if target_vocab is not None and trained_ids is not None and trained_ids != len(target_vocab):
+            raise ValueError(
+                f"[{self.name}] The target vocabulary ({len(target_vocab)} ids) does not match the model "
+                f"{where}, trained with {trained_ids} target ids: they come from different trainings. "
+                "Save or download the whole pipeline again."
+            )
+        if data is not None:
             try:
                 self.model.from_bytes(data)
             except ValueError as err:
