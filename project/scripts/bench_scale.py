@@ -3,6 +3,9 @@ one process, as `nlp.pipe(n_process=2)` and as `spacy_rnn.annotate` on a
 2-worker Dask LocalCluster; words/s, peak memory per worker, and the Dask
 overhead against plain `nlp.pipe`.
 
+"One process" runs with torch's default thread count (one per core) and
+again with one thread, the thread count of each `n_process` or Dask worker.
+
 The pipeline is `textcat` with the model of configs/textcat_lstm.cfg (BiLSTM
 of width 128 over HashEmbed of width 128), initialized on 50 reviews and not
 trained: the weights do not change the speed. The corpus is the first
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[2]
+MODES = ("one", "one_thread", "n_process", "dask")
 
 
 def build_pipeline(texts: List[str], labels: List[str], path: Path) -> None:
@@ -92,6 +96,10 @@ def measure(mode: str, pipeline: str, corpus: str, batch_size: int, partition_si
             }
     nlp = spacy.load(pipeline)
     n_process = 2 if mode == "n_process" else 1
+    if mode == "one_thread":
+        import torch
+
+        torch.set_num_threads(1)
     list(nlp.pipe(["a short warm-up review"] * batch_size, batch_size=batch_size))
     start = time.perf_counter()
     texts = [record["text"] for record in read_jsonl(corpus)]
@@ -113,22 +121,23 @@ def run_mode(mode: str, args: argparse.Namespace, pipeline: Path, corpus: Path) 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def table(results: Dict[str, Dict], n_docs: int, n_words: int) -> str:
+def table(results: Dict[str, Dict], n_docs: int, n_words: int, load: str) -> str:
     names = {
         "one": "one process (`nlp.pipe`)",
+        "one_thread": "one process, one torch thread",
         "n_process": "`nlp.pipe(n_process=2)`",
         "dask": "`spacy_rnn.annotate`, 2-worker LocalCluster, first run",
         "dask_warm": "the same, second run (workers warm)",
     }
     results = {**results, "dask_warm": {**results["dask"], "wall_s": results["dask"]["warm_wall_s"]}}
     lines = [
-        f"{n_docs:,} IMDB reviews, {n_words:,} words; {os.cpu_count()} CPU cores",
+        f"{n_docs:,} IMDB reviews, {n_words:,} words; {os.cpu_count()} CPU cores, load average {load}",
         "",
         "| mode | processes × torch threads | wall (s) | words/s | speed-up | peak memory per worker (MB) |",
         "|---|---|---|---|---|---|",
     ]
     for mode, result in results.items():
-        processes = 1 if mode == "one" else 2
+        processes = 1 if mode.startswith("one") else 2
         lines.append(
             f"| {names[mode]} | {processes} × {result['threads']} | {result['wall_s']:.1f} | "
             f"{n_words / result['wall_s']:,.0f} | {results['one']['wall_s'] / result['wall_s']:.2f}× | "
@@ -152,7 +161,7 @@ def main() -> None:
     parser.add_argument("--n-docs", type=int, default=2000, help="reviews in the corpus")
     parser.add_argument("--batch-size", type=int, default=128, help="nlp.pipe batch size")
     parser.add_argument("--partition-size", type=int, default=250, help="records per Dask partition")
-    parser.add_argument("--measure", choices=["one", "n_process", "dask"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -170,11 +179,13 @@ def main() -> None:
         corpus, pipeline = Path(tmp) / "imdb.jsonl", Path(tmp) / "pipeline"
         corpus.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records))
         build_pipeline([r["text"] for r in records[:50]], [str(r["label"]) for r in records[:50]], pipeline)
+        load_before = os.getloadavg()[0]
         results = {}
-        for mode in ("one", "n_process", "dask"):
+        for mode in MODES:
             print(f"measuring {mode} ...", file=sys.stderr, flush=True)
             results[mode] = run_mode(mode, args, pipeline, corpus)
-    print(table(results, len(records), n_words))
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(table(results, len(records), n_words, load))
 
 
 if __name__ == "__main__":
