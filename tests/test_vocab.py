@@ -1,7 +1,7 @@
 """Target vocabularies: special tokens at fixed ids, encode/decode round trips,
 unknown pieces -> <UNK>, outputs cut at the first <EOS>, serialization."""
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from spacy_rnn.vocab import (
@@ -125,3 +125,36 @@ def test_bad_settings_are_explained():
         build_vocab("bpe", TITLES, 0, 100, True)
     with pytest.raises(ValueError, match="unknown kind"):
         vocab_from_bytes(b'{"kind": "chars"}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.booleans())
+@example("love ￭ it￭ \x1c x\u0301 İ", True)  # the joiner mark itself, odd whitespace, combining marks
+def test_word_vocab_round_trips_any_unicode_text(text, lowercase):
+    """Built from the text itself: every piece is known, and decoding gives the
+    text back with whitespace runs as single spaces (lowercased if asked)."""
+    vocab = WordVocab.build([text], min_freq=1, lowercase=lowercase)
+    ids = vocab.encode(text)
+    assert UNK not in ids and all(UNK < i < len(vocab) for i in ids)
+    expected = " ".join((text.lower() if lowercase else text).split())
+    assert vocab.decode(ids + [EOS, PAD]) == expected
+    assert vocab_from_bytes(vocab.to_bytes()).decode(ids) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(), st.text())
+def test_word_vocab_never_fails_on_unseen_unicode(seen, unseen):
+    vocab = WordVocab.build([seen], min_freq=1)
+    ids = vocab.encode(unseen)
+    assert all(0 <= i < len(vocab) for i in ids)
+    assert isinstance(vocab.decode(ids), str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text())
+def test_bpe_vocab_round_trips_any_unicode_text_it_was_built_from(text):
+    vocab = BPEVocab.build([text], min_freq=1, max_size=400, lowercase=True)
+    ids = vocab.encode(text)
+    assert all(0 <= i < len(vocab) for i in ids)
+    decoded = vocab.decode(ids + [EOS])
+    assert "".join(decoded.split()) == "".join(text.lower().replace("▁", " ").split())
