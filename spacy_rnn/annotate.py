@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from .pipeline.seq2seq import RNNSeq2Seq
 JOB_FILE = "_annotate.json"
 FORMATS = ("parquet", "jsonl")
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+_WORKER_LOCK = threading.Lock()  # one nlp.pipe at a time on a worker's pipeline
 
 
 class AnnotateError(ValueError):
@@ -123,7 +125,7 @@ def annotate(
     pipeline = _pipeline_location(pipeline)
     load_pipeline(pipeline)  # fail here, with a clear message, rather than in every worker
     partitions = plan_partitions(paths, text_field, partition_size)
-    job = Job(pipeline, [str(path) for path in paths], text_field, id_field, output_format, partition_size)
+    job = Job(pipeline, sorted(str(path) for path in paths), text_field, id_field, output_format, partition_size)
     output_dir = _prepare_output_dir(Path(output_dir).resolve(), job)
 
     report = Report()
@@ -169,8 +171,7 @@ def find_inputs(inputs: Union[str, Path, Sequence[Union[str, Path]]]) -> List[Pa
     for path in paths:
         if not path.is_file() or not path.name.endswith(INPUT_SUFFIXES):
             raise AnnotateError(f"{path} is not a {', '.join(INPUT_SUFFIXES)} file.")
-    names = [path.name for path in paths]
-    doubles = sorted({name for name in names if names.count(name) > 1})
+    doubles = sorted(name for name, count in Counter(path.name for path in paths).items() if count > 1)
     if doubles:
         raise AnnotateError(
             f"Several inputs are named {', '.join(doubles)}: output partitions are named after the input "
@@ -239,7 +240,7 @@ def _parquet_partitions(path: Path, text_field: str, size: int) -> Iterator[Part
 
 def annotate_partition(partition: Partition, job: Job, output_dir: str, batch_size: int, gpu_id: int) -> int:
     """The Dask task: predict one partition, write its file, return its row count."""
-    with _WORKER_LOCK:  # one nlp.pipe at a time on a worker's pipeline
+    with _WORKER_LOCK:
         nlp = _worker_pipeline(job.pipeline, gpu_id)
         records = read_partition(partition, [job.text_field, job.id_field])
         if len(records) != partition.stop - partition.start:
@@ -289,9 +290,6 @@ def _read_parquet_rows(path: Path, start: int, stop: int, columns: Sequence[str]
             rows.extend(table.slice(first - group_start, min(stop, group_stop) - first).to_pylist())
         group_start = group_stop
     return rows
-
-
-_WORKER_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=None)
