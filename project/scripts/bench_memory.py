@@ -1,0 +1,87 @@
+"""Peak memory of spacy-rnn pipelines on a very long Doc.
+
+Each case runs in a fresh process: a pipeline built from a shipped config
+(untrained weights: memory does not depend on their values) processes a
+batch holding one Doc of `--tokens` tokens and `--batch - 1` short reviews;
+the peak resident memory above what the process held just before (pipeline
+built, Docs tokenized, a short batch already run) is reported, in total and
+per token that the model reads.
+
+    python scripts/bench_memory.py                  # every case, a table
+    python scripts/bench_memory.py --config ../configs/textcat_lstm.cfg --max-length 0 --batch 64
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
+LIMITS = {"spacy_rnn.TextCatRNN.v1": "max_length", "spacy_rnn.RNNEncoder.v1": "max_length",
+          "spacy_rnn.Seq2Seq.v1": "max_source_length"}
+SHORT = "The fabric is soft and the fit is true to size, but the colour faded after one wash."
+CASES = [  # config, max_length (None: the default), batch size
+    ("textcat_lstm.cfg", None, 1), ("textcat_lstm.cfg", None, 64), ("textcat_lstm.cfg", 0, 1),
+    ("textcat_lstm.cfg", 0, 64), ("textcat_rnn.cfg", None, 64), ("textcat_tok2vec_rnn_encoder.cfg", None, 64),
+    ("textcat_tok2vec_rnn_encoder.cfg", 0, 64), ("seq2seq_titles.cfg", None, 64), ("seq2seq_titles.cfg", 0, 1),
+    ("seq2seq_titles.cfg", 0, 8),  # no limit and 64 Docs: about 8 GiB
+]
+
+
+def peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def measure(config_path: Path, max_length, n_tokens: int, batch: int) -> dict:
+    import spacy
+    from spacy.training import Example
+
+    from spacy_rnn.pipeline.seq2seq import set_target
+
+    config = spacy.util.load_config(config_path)
+    for component in config["components"].values():
+        for model in (component["model"], component["model"].get("encode", {})):
+            if model.get("@architectures") in LIMITS and max_length is not None:
+                model[LIMITS[model["@architectures"]]] = max_length
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    words = SHORT.split()
+    examples = []
+    for i in range(8):
+        doc = nlp.make_doc(" ".join(words[i:] + words[:i]))
+        reference = set_target(doc.copy(), " ".join(words[:3])) if "rnn_seq2seq" in nlp.pipe_names else doc.copy()
+        reference.cats = {"A": float(i % 2), "B": float(1 - i % 2)}
+        examples.append(Example(doc, reference))
+    nlp.initialize(lambda: examples)
+    docs = [nlp.make_doc(("word " * n_tokens).strip())] + [nlp.make_doc(SHORT) for _ in range(batch - 1)]
+    list(nlp.pipe([nlp.make_doc(SHORT) for _ in range(batch)], batch_size=batch))
+    before = peak_kib()
+    list(nlp.pipe(docs, batch_size=batch))
+    extra_mib = (peak_kib() - before) / 1024
+    tokens_read = sum(len(doc) for doc in docs)
+    return {"config": config_path.name, "max_length": max_length, "batch": batch, "tokens": tokens_read,
+            "peak_extra_mib": round(extra_mib, 1), "kib_per_token": round(1024 * extra_mib / tokens_read, 2)}
+
+
+def run_all(n_tokens: int) -> None:
+    print("| config | max length | batch | peak memory above idle | per token of the batch |\n|---|---|---|---|---|")
+    for config, max_length, batch in CASES:
+        command = [sys.executable, __file__, "--config", str(CONFIGS / config), "--tokens", str(n_tokens),
+                   "--batch", str(batch)] + ([] if max_length is None else ["--max-length", str(max_length)])
+        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        shown = "default" if max_length is None else "0 (none)"
+        print(f"| {config} | {shown} | {batch} | {result['peak_extra_mib']:,.0f} MiB | "
+              f"{result['kib_per_token']:.2f} KiB |", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="one case: this config (default: every case, in turn)")
+    parser.add_argument("--max-length", type=int, help="override the model's max_length (0: no limit)")
+    parser.add_argument("--tokens", type=int, default=50_000, help="tokens of the long Doc")
+    parser.add_argument("--batch", type=int, default=64, help="Docs per batch, the long one included")
+    args = parser.parse_args()
+    if args.config is None:
+        run_all(args.tokens)
+    else:
+        print(json.dumps(measure(args.config, args.max_length, args.tokens, args.batch)))
