@@ -95,8 +95,10 @@ POS, NEG = {"POS": 1.0, "NEG": 0.0}, {"POS": 0.0, "NEG": 1.0}
 
 @pytest.mark.parametrize("train_cats,dev_cats,message", [
     ([POS, NEG, {}], [POS], "train.spacy: Doc 3 ('text number 2') has no cats"),
-    ([POS, NEG], [POS, {"POS": 0.0, "NEG": 0.0, "MAYBE": 1.0}], "dev.spacy: Doc 2 ('text number 1') has the label(s) ['MAYBE']"),
-    ([POS, {"POS": float("nan"), "NEG": 1.0}], [POS], "train.spacy: Doc 2 ('text number 1') has scores that are not numbers in [0, 1]"),
+    ([POS, NEG], [POS, {"POS": 0.0, "NEG": 0.0, "MAYBE": 1.0}],
+     "dev.spacy: Doc 2 ('text number 1') has the label(s) ['MAYBE']"),
+    ([POS, {"POS": float("nan"), "NEG": 1.0}], [POS],
+     "train.spacy: Doc 2 ('text number 1') has scores that are not numbers in [0, 1]"),
     ([], [POS], "train.spacy: no Docs"),
 ])
 def test_training_stops_on_docs_that_cannot_train_textcat(tmp_path, train_cats, dev_cats, message):
