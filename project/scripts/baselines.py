@@ -19,7 +19,7 @@ import argparse
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy
 import spacy
@@ -30,8 +30,8 @@ from spacy.cli._util import parse_config_overrides
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
 from common import fail
+from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
 from spacy_rnn.corpus import DataError, read_docbin
 from spacy_rnn.pipeline.targets import get_target
 from train import train
