@@ -30,11 +30,14 @@ NORMAL = ["what a great film", "an awful, dull film", "fine"]
 PAIRS = [("red blue", "red blue"), ("green", "green"), ("blue gold red", "blue gold red"), ("pink", "pink")]
 
 
+def textcat_model(cell):
+    return {"@architectures": "spacy_rnn.TextCatRNN.v1", "exclusive_classes": True, "cell": cell, "width": 16,
+            "tok2vec": EMBED}
+
+
 def textcat_nlp(cell):
     nlp = spacy.blank("en")
-    model = {"@architectures": "spacy_rnn.TextCatRNN.v1", "exclusive_classes": True, "cell": cell, "width": 16,
-             "tok2vec": EMBED}
-    nlp.add_pipe("textcat", config={"model": model})
+    nlp.add_pipe("textcat", config={"model": textcat_model(cell)})
     return nlp
 
 
@@ -234,3 +237,36 @@ def test_seq2seq_update_with_a_non_finite_loss_changes_no_weight():
         nlp.update(seq2seq_examples(nlp), sgd=optimizer)
     for name, value in shim.module.state_dict().items():
         assert value.allclose(before[name], rtol=0, atol=0, equal_nan=True), name
+
+
+def test_two_processes_keep_contexts_order_and_results(tmp_path):
+    """textcat and rnn_seq2seq in one pipeline, nlp.pipe(as_tuples=True) with
+    n_process=2 against one process (in a subprocess: a hang is bounded)."""
+    import json
+    import subprocess
+    import sys
+
+    nlp = seq2seq_nlp()
+    nlp.add_pipe("textcat", config={"model": textcat_model("gru")})
+    examples = seq2seq_examples(nlp)
+    for example in examples:
+        example.reference.cats = {"POS": 1.0, "NEG": 0.0} if "red" in example.text else {"POS": 0.0, "NEG": 1.0}
+    trained(nlp, examples).to_disk(tmp_path / "pipeline")
+    script = (
+        "import json, spacy, sys\n"
+        "nlp = spacy.load(sys.argv[1])\n"
+        "texts = json.loads(sys.argv[2]) * 10\n"
+        "def run(n):\n"
+        "    pairs = nlp.pipe(((t, {'i': i}) for i, t in enumerate(texts)), as_tuples=True, batch_size=4, n_process=n)\n"
+        "    return [[c['i'], d.text, d.cats, d._.generated] for d, c in pairs]\n"
+        "print(json.dumps([run(1), run(2)]))\n"
+    )
+    texts = ODD_TEXTS[:-1] + NORMAL
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pipeline"), json.dumps(texts)],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    one, two = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [row[:2] for row in one] == [[i, text] for i, text in enumerate(texts * 10)]
+    assert [row[:2] for row in two] == [row[:2] for row in one]
+    for (_, _, cats_one, generated_one), (_, _, cats_two, generated_two) in zip(one, two):
+        assert cats_two == pytest.approx(cats_one, abs=1e-6) and generated_two == generated_one
