@@ -270,3 +270,24 @@ def test_two_processes_keep_contexts_order_and_results(tmp_path):
     assert [row[:2] for row in two] == [row[:2] for row in one]
     for (_, _, cats_one, generated_one), (_, _, cats_two, generated_two) in zip(one, two):
         assert cats_two == pytest.approx(cats_one, abs=1e-6) and generated_two == generated_one
+
+
+def test_grad_clip_bounds_the_update_of_the_torch_weights():
+    """[training.optimizer] grad_clip reaches the RNN's torch weights: with
+    plain SGD at rate 1, no weight tensor moves by more than the clip norm,
+    while the same step without clipping moves further."""
+    from thinc.api import SGD
+
+    def largest_move(grad_clip):
+        nlp = textcat_nlp("lstm")
+        examples = cats_examples(nlp)
+        fix_random_seed(0)
+        nlp.initialize(lambda: examples)
+        nlp.update(examples, sgd=SGD(0.1))  # the output layer starts at zero: no gradient reaches the RNN yet
+        module = nlp.get_pipe("textcat").model.get_ref("rnn").shims[0].module
+        before = {name: value.detach().clone() for name, value in module.named_parameters()}
+        nlp.update(examples, sgd=SGD(1.0, grad_clip=grad_clip))
+        return max(float((value.detach() - before[name]).norm()) for name, value in module.named_parameters())
+
+    assert largest_move(grad_clip=0.0) > 2e-3
+    assert 0 < largest_move(grad_clip=1e-3) <= 1e-3 + 1e-7
