@@ -70,3 +70,20 @@ def test_spacy_train_learns_sst5(sst5_slice, tmp_path):
     accuracy = json.loads(metrics.read_text())["cats_micro_f"]
     # 5 classes: chance is 0.20 and always answering the most frequent class gives 0.29.
     assert accuracy > 0.33
+
+
+def test_shared_encoder_config_scores_a_batch_with_an_empty_doc():
+    """The shipped tok2vec-encoder config: an empty Doc inside a batch gets
+    scores like any other Doc (spaCy's reduce_max/reduce_last would fail)."""
+    from spacy.training import Example
+    from spacy.util import load_config
+
+    config = load_config(REPO / "configs" / "textcat_tok2vec_rnn_encoder.cfg", interpolate=True)
+    nlp = spacy.blank("en")
+    for name, component in config["components"].items():
+        nlp.add_pipe(component["factory"], name=name, config={k: v for k, v in component.items() if k != "factory"})
+    examples = [Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(i == 0), "NEG": float(i != 0)}})
+                for i, text in enumerate(["a good film", "a bad film"])]
+    nlp.initialize(lambda: examples)
+    docs = list(nlp.pipe(["", "a fine day", "", "ok"]))
+    assert all(sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5) for doc in docs)
