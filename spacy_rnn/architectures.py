@@ -9,7 +9,8 @@ from typing import List, Literal, Optional, Union
 from spacy.attrs import intify_attr
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Linear, Logistic, Model, Softmax_v2, chain
+from thinc.api import Linear, Logistic, Model, Softmax_v2, add, chain
+from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
@@ -88,13 +89,8 @@ def build_textcat_rnn(
         Doc, so that memory stays bounded; 0: no limit.
     nO (Optional[int]): Number of labels; inferred from the data if unset.
     """
-    name = "spacy_rnn.TextCatRNN.v1"
-    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
-    check_pooling(name, pooling)
-    check_max_length(name, "max_length", max_length)
-    rnn = PooledRNN(
-        width, pooling, max_length,
-        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
+    rnn = checked_pooled_rnn(
+        "spacy_rnn.TextCatRNN.v1", width, depth, cell, bidirectional, dropout, activation, pooling, max_length
     )
     if exclusive_classes:
         output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
@@ -106,6 +102,59 @@ def build_textcat_rnn(
     model.set_ref("output_layer", output_layer)
     model.attrs["multi_label"] = not exclusive_classes
     return model
+
+
+@registry.architectures("spacy_rnn.TextCatRNNEnsemble.v1")
+def build_textcat_rnn_ensemble(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    linear_model: Model[List[Doc], Floats2d],
+    exclusive_classes: bool,
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    pooling: List[str] = ["max", "last"],
+    max_length: int = MAX_LENGTH,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """TextCatRNN's class scores plus those of a linear bag-of-n-grams model,
+    added before one softmax (exclusive classes) or logistic (multi-label):
+    the linear model weighs words and short phrases, the RNN reads their order
+    and context, and both are trained together.
+
+    linear_model (Model): Scores per class before any output activation, e.g.
+        `spacy.TextCatBOW.v3` with `no_output_layer = true` and the same
+        `exclusive_classes`.
+    The other settings are those of `spacy_rnn.TextCatRNN.v1`.
+    """
+    name = "spacy_rnn.TextCatRNNEnsemble.v1"
+    check_linear_model(name, linear_model, exclusive_classes)
+    rnn = checked_pooled_rnn(name, width, depth, cell, bidirectional, dropout, activation, pooling, max_length)
+    rnn_scores = chain(tok2vec, rnn, Linear(nO=nO, nI=rnn.get_dim("nO")))
+    output_layer = softmax_activation() if exclusive_classes else Logistic()
+    model = TextCatChain(add(rnn_scores, linear_model), output_layer)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("rnn", rnn)
+    model.set_ref("linear_model", linear_model)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
+def checked_pooled_rnn(
+    where: str, width: int, depth: int, cell: str, bidirectional: bool, dropout: float, activation: str,
+    pooling: List[str], max_length: int,
+) -> Model[List[Floats2d], Floats2d]:
+    """PooledRNN after checking its settings."""
+    check_rnn_settings(where, cell, width, depth, bidirectional, dropout, activation)
+    check_pooling(where, pooling)
+    check_max_length(where, "max_length", max_length)
+    return PooledRNN(
+        width, pooling, max_length,
+        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
+    )
 
 
 @registry.architectures("spacy_rnn.HashEmbed.v1")
@@ -178,3 +227,21 @@ def check_pooling(where: str, pooling: List[str]) -> None:
             )
     if len(set(pooling)) != len(pooling):
         raise ValueError(f"{where}: 'pooling' names a reduction twice: {pooling}.")
+
+
+OUTPUT_ACTIVATIONS = ("softmax", "softmax_activation", "logistic")
+
+
+def check_linear_model(where: str, linear_model: Model, exclusive_classes: bool) -> None:
+    """The linear model must give raw scores, for the same kind of classes."""
+    activations = [node.name for node in linear_model.walk() if node.name in OUTPUT_ACTIVATIONS]
+    if activations:
+        raise ValueError(
+            f"{where}: 'linear_model' ends in an output activation ({activations[0]}); its scores are added to the "
+            "RNN's before the ensemble's own activation. Build it without one, e.g. spacy.TextCatBOW.v3 with "
+            "no_output_layer = true."
+        )
+    if linear_model.attrs.get("multi_label", not exclusive_classes) == exclusive_classes:
+        raise ValueError(
+            f"{where}: 'linear_model' and the ensemble disagree on exclusive_classes. Set the same value in both."
+        )

@@ -12,6 +12,7 @@ ARCHITECTURES = [
     "spacy_rnn.RNNEncoder.v1",
     "spacy_rnn.Seq2Seq.v1",
     "spacy_rnn.TextCatRNN.v1",
+    "spacy_rnn.TextCatRNNEnsemble.v1",
 ]
 FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1"]
