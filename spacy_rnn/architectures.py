@@ -9,7 +9,7 @@ from typing import List, Literal, Optional, Union
 from spacy.attrs import intify_attr
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Linear, Logistic, Model, Softmax_v2, add, chain
+from thinc.api import Dropout, Linear, Logistic, Model, Softmax_v2, add, chain
 from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
@@ -122,7 +122,8 @@ def build_textcat_rnn_ensemble(
     """TextCatRNN's class scores plus those of a linear bag-of-n-grams model,
     added before one softmax (exclusive classes) or logistic (multi-label):
     the linear model weighs words and short phrases, the RNN reads their order
-    and context, and both are trained together.
+    and context, and both are trained together. The pooled RNN vector gets
+    dropout at the rate of [training] dropout.
 
     linear_model (Model): Scores per class before any output activation, e.g.
         `spacy.TextCatBOW.v3` with `no_output_layer = true` and the same
@@ -132,7 +133,7 @@ def build_textcat_rnn_ensemble(
     name = "spacy_rnn.TextCatRNNEnsemble.v1"
     check_linear_model(name, linear_model, exclusive_classes)
     rnn = checked_pooled_rnn(name, width, depth, cell, bidirectional, dropout, activation, pooling, max_length)
-    rnn_scores = chain(tok2vec, rnn, Linear(nO=nO, nI=rnn.get_dim("nO")))
+    rnn_scores = chain(tok2vec, rnn, Dropout(0.0), Linear(nO=nO, nI=rnn.get_dim("nO")))
     output_layer = softmax_activation() if exclusive_classes else Logistic()
     model = TextCatChain(add(rnn_scores, linear_model), output_layer)
     model.set_ref("tok2vec", tok2vec)

@@ -43,9 +43,9 @@ def sst5_slice(tmp_path_factory):
 
 
 def test_every_textcat_architecture_config_is_shipped():
-    assert {"textcat_lstm.cfg", "textcat_gru.cfg", "textcat_rnn.cfg", "textcat_multilabel_lstm.cfg"} <= set(
-        TEXTCAT_CONFIGS
-    )
+    shipped = {"textcat_lstm.cfg", "textcat_gru.cfg", "textcat_rnn.cfg", "textcat_multilabel_lstm.cfg",
+               "textcat_ensemble_lstm.cfg"}
+    assert shipped <= set(TEXTCAT_CONFIGS)
     assert any("RNNEncoder" in (REPO / "configs" / name).read_text() for name in TEXTCAT_CONFIGS)
 
 
@@ -58,9 +58,10 @@ def test_debug_config_passes(config, sst5_slice):
     assert "Config is valid" in out
 
 
-def test_spacy_train_learns_sst5(sst5_slice, tmp_path):
+@pytest.mark.parametrize("config", ["textcat_lstm.cfg", "textcat_ensemble_lstm.cfg"])
+def test_spacy_train_learns_sst5(config, sst5_slice, tmp_path):
     spacy_cli(
-        "train", str(REPO / "configs" / "textcat_lstm.cfg"),
+        "train", str(REPO / "configs" / config),
         "--paths.train", str(sst5_slice["train"]), "--paths.dev", str(sst5_slice["dev"]),
         "--output", str(tmp_path / "out"), "--training.max_epochs", "2",
         "--training.logger.progress_bar", "false",
