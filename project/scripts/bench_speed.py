@@ -4,10 +4,11 @@ every row measured in the same run on the same texts and batches.
 For each system, in a fresh subprocess (so that peak memory is its own):
 training words/s (nlp.update over one epoch, pre-tokenized, batches of
 --batch-size Docs), inference words/s with `nlp.pipe` (tokenizer included)
-and with the model alone, and peak resident memory. Then a roofline line:
+and with the model alone (batches of --pipe-batch-size Docs), and peak
+resident memory. Then a roofline line:
 the machine's fp32 matrix-product rate against the FLOPs the RNN does.
 
-    python project/scripts/bench_speed.py --data-dir ../shared/data --out bench/speed.json
+    python project/scripts/bench_speed.py --texts ../shared/data/stars/marc_en/marc_en_train.jsonl --out bench/speed
 """
 import argparse
 import json
@@ -57,13 +58,13 @@ RNN_SYSTEMS = {
     "spacy-rnn LSTM (textcat_lstm.cfg)": "textcat_lstm.cfg",
     "spacy-rnn GRU (textcat_gru.cfg)": "textcat_gru.cfg",
     "spacy-rnn Elman RNN (textcat_rnn.cfg)": "textcat_rnn.cfg",
+    "spacy-rnn LSTM + bigram BOW (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
 }
 
 
-def read_texts(data_dir: Path, n_docs: int) -> List[str]:
+def read_texts(path: Path, n_docs: int) -> List[str]:
     from spacy_rnn.corpus import read_jsonl
 
-    path = data_dir / "stars" / "marc_en" / "marc_en_train.jsonl"
     texts = []
     for record in read_jsonl(path):
         texts.append(record["text"])
@@ -88,7 +89,7 @@ def build_nlp(system: str):
     return nlp
 
 
-def measure(system: str, texts: List[str], batch_size: int) -> Dict:
+def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int) -> Dict:
     """One system, one run: the figures for one row."""
     import torch
     from spacy.training import Example
@@ -105,21 +106,21 @@ def measure(system: str, texts: List[str], batch_size: int) -> Dict:
     optimizer = nlp.initialize(lambda: examples[:100], sgd=Adam(0.001))
     batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
     nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up: one-time lazy imports and allocations
-    list(nlp.pipe(texts[:batch_size]))
+    list(nlp.pipe(texts[:pipe_batch_size], batch_size=pipe_batch_size))
     start = time.perf_counter()
     for batch in batches:
         nlp.update(batch, sgd=optimizer, drop=0.1)
     train_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    for _ in nlp.pipe(texts, batch_size=batch_size):
+    for _ in nlp.pipe(texts, batch_size=pipe_batch_size):
         pass
     pipe_s = time.perf_counter() - start
 
     model = nlp.get_pipe("textcat").model
     start = time.perf_counter()
-    for i in range(0, len(docs), batch_size):
-        model.predict(docs[i : i + batch_size])
+    for i in range(0, len(docs), pipe_batch_size):
+        model.predict(docs[i : i + pipe_batch_size])
     model_s = time.perf_counter() - start
     return {
         "system": system,
@@ -143,10 +144,11 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def rnn_roofline(texts: List[str], batch_size: int) -> List[Dict]:
+def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int) -> List[Dict]:
     """Tokens/s of the torch RNN modules alone (what the configs build), in
-    inference and in training (forward + backward), as a share of the
-    measured matrix-product rate."""
+    inference (batches of pipe_batch_size) and in training (forward +
+    backward, batches of batch_size), as a share of the measured
+    matrix-product rate."""
     import spacy
     import torch
     from spacy.util import load_config
@@ -155,7 +157,9 @@ def rnn_roofline(texts: List[str], batch_size: int) -> List[Dict]:
 
     nlp = spacy.blank("en")
     lengths = [len(doc) for doc in nlp.tokenizer.pipe(texts)]
-    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+
+    def split(size: int) -> List[List[int]]:
+        return [lengths[i : i + size] for i in range(0, len(lengths), size)]
     ceiling = statistics.median(matmul_gflops() for _ in range(3))
     per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
     rows = []
@@ -168,14 +172,18 @@ def rnn_roofline(texts: List[str], batch_size: int) -> List[Dict]:
         encoder = RecurrentEncoder(
             d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
         )
-        inputs = [torch.randn(sum(batch), d) for batch in batches]
-        encoder(inputs[0], batches[0])[0].sum().backward()  # warm-up
         flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
+        batches = split(pipe_batch_size)
+        inputs = [torch.randn(sum(batch), d) for batch in batches]
         with torch.inference_mode():
+            encoder(inputs[0], batches[0])  # warm-up
             start = time.perf_counter()
             for x, batch in zip(inputs, batches):
                 encoder(x, batch)
             infer_s = time.perf_counter() - start
+        batches = split(batch_size)
+        inputs = [torch.randn(sum(batch), d) for batch in batches]
+        encoder(inputs[0], batches[0])[0].sum().backward()  # warm-up
         start = time.perf_counter()
         for x, batch in zip(inputs, batches):
             states, final = encoder(x, batch)
@@ -198,8 +206,9 @@ def rnn_roofline(texts: List[str], batch_size: int) -> List[Dict]:
 
 def run_in_subprocess(system: str, args) -> Dict:
     cmd = [
-        sys.executable, __file__, "--one", system, "--data-dir", str(args.data_dir),
-        "--n-docs", str(args.n_docs), "--batch-size", str(args.batch_size),
+        sys.executable, __file__, "--one", system, "--texts", str(args.texts), "--n-docs", str(args.n_docs),
+        "--batch-size", str(args.batch_size), "--pipe-batch-size", str(args.pipe_batch_size),
+        "--threads", str(args.threads),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -215,8 +224,8 @@ def median_rows(runs: List[Dict]) -> Dict:
 def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
     lines = [
         f"Machine: {machine['cpu']} · {machine['cores']} cores · torch threads {machine['torch_threads']} · "
-        f"{machine['n_docs']} MARC-en reviews ({machine['words']:,} words) · batches of {machine['batch_size']} Docs · "
-        f"median of {machine['repeats']} runs",
+        f"{machine['n_docs']:,} reviews ({machine['words']:,} words) · training batches of {machine['batch_size']} "
+        f"Docs, inference batches of {machine['pipe_batch_size']} · median of {machine['repeats']} runs",
         "",
         "| system | training words/s | inference words/s (nlp.pipe) | model-only words/s | peak RSS MB |",
         "|---|---:|---:|---:|---:|",
@@ -254,20 +263,26 @@ def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--texts", type=Path, default=REPO.parent / "shared" / "data" / "stars" / "marc_en" /
+                        "marc_en_train.jsonl", help="a JSONL file with a 'text' field")
     parser.add_argument("--n-docs", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64, help="Docs per training batch")
+    parser.add_argument("--pipe-batch-size", type=int, default=256, help="Docs per inference batch")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     parser.add_argument("--readme", type=Path, default=None, help="replace the speed tables in this README")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    texts = read_texts(args.data_dir, args.n_docs)
-    if args.one:
-        print(json.dumps(measure(args.one, texts, args.batch_size)))
-        return
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    texts = read_texts(args.texts, args.n_docs)
+    if args.one:
+        print(json.dumps(measure(args.one, texts, args.batch_size, args.pipe_batch_size)))
+        return
     from tqdm import tqdm
 
     systems = args.systems or [*SPACY_SYSTEMS, *RNN_SYSTEMS]
@@ -276,7 +291,7 @@ def main() -> None:
     for system, _ in tqdm(jobs, desc="systems × repeats"):
         runs[system].append(run_in_subprocess(system, args))
     rows = [median_rows(runs[system]) for system in systems]
-    roofline = rnn_roofline(texts, args.batch_size)
+    roofline = rnn_roofline(texts, args.batch_size, args.pipe_batch_size)
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
@@ -284,6 +299,7 @@ def main() -> None:
         "n_docs": len(texts),
         "words": rows[0]["words"],
         "batch_size": args.batch_size,
+        "pipe_batch_size": args.pipe_batch_size,
         "repeats": args.repeats,
     }
     report = markdown(rows, roofline, machine)
