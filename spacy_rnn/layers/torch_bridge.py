@@ -18,7 +18,6 @@ from thinc.api import Model, get_torch_default_device
 from thinc.shims import PyTorchShim
 
 
-
 def _one_thread_in_forked_child() -> None:
     """nlp.pipe(n_process=N) forks workers. One torch thread each, because
     more is not possible: a forked child cannot use the parent's GNU OpenMP
