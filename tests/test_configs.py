@@ -44,7 +44,7 @@ def sst5_slice(tmp_path_factory):
 
 def test_every_textcat_architecture_config_is_shipped():
     shipped = {"textcat_lstm.cfg", "textcat_gru.cfg", "textcat_rnn.cfg", "textcat_multilabel_lstm.cfg",
-               "textcat_ensemble_lstm.cfg"}
+               "textcat_ensemble_lstm.cfg", "textcat_ensemble_lstm_w64.cfg"}
     assert shipped <= set(TEXTCAT_CONFIGS)
     assert any("RNNEncoder" in (REPO / "configs" / name).read_text() for name in TEXTCAT_CONFIGS)
 

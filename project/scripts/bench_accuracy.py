@@ -31,8 +31,12 @@ BASELINES = {
 }
 
 
-def run_config(config: str, dataset: str, out_dir: Path, overrides: Dict) -> Dict:
-    """Train `config` on `dataset` and evaluate it on the test split."""
+def run_config(config: str, dataset: str, out_dir: Path, overrides: Dict, reuse: bool = False) -> Dict:
+    """Train `config` on `dataset` and evaluate it on the test split (with
+    `reuse`, read the record of an earlier run instead where there is one)."""
+    record_path = out_dir / dataset / f"{Path(config).stem}.json"
+    if reuse and record_path.exists():
+        return read_json(record_path)
     corpus = PROJECT / "corpus" / dataset
     training_dir = PROJECT / "training" / "bench" / dataset / Path(config).stem
     train(CONFIGS / config, training_dir,
@@ -78,6 +82,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--configs", nargs="+", required=True, help="config file names in ../configs")
     parser.add_argument("--readme", type=Path, help="replace the accuracy table between markers in this README")
+    parser.add_argument("--reuse", action="store_true", help="reuse the records of earlier runs in out_dir")
     args, rest = parser.parse_known_args(argv)
     from spacy.cli._util import parse_config_overrides
 
@@ -90,7 +95,7 @@ def main(argv: List[str] = None) -> None:
             for key in BASELINES if (baselines_dir / f"{key}.json").exists()
         }
         for config in args.configs:
-            results[dataset][Path(config).stem] = run_config(config, dataset, args.out_dir, overrides)
+            results[dataset][Path(config).stem] = run_config(config, dataset, args.out_dir, overrides, args.reuse)
     report = markdown(results, args.datasets, args.configs)
     print(report)
     write_json(args.out_dir / "accuracy.json", results)

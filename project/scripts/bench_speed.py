@@ -59,6 +59,7 @@ RNN_SYSTEMS = {
     "spacy-rnn GRU (textcat_gru.cfg)": "textcat_gru.cfg",
     "spacy-rnn Elman RNN (textcat_rnn.cfg)": "textcat_rnn.cfg",
     "spacy-rnn LSTM + bigram BOW (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
+    "spacy-rnn LSTM w64 + bigram BOW (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
 }
 
 
