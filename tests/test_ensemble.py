@@ -2,11 +2,10 @@
 bag-of-n-grams model, their class scores added before one activation."""
 import numpy
 import pytest
-import spacy
 from spacy.lang.en import English
 from spacy.training import Example
 
-from test_textcat import EMBED, MULTI, TRAIN, exclusive_examples, train
+from test_textcat import EMBED, MULTI, TRAIN, assert_fits_and_round_trips, exclusive_examples, train
 
 
 def bow(exclusive=True, no_output_layer=True):
@@ -32,25 +31,7 @@ def ensemble_config(exclusive=True, **settings):
 
 
 def test_ensemble_overfits_and_round_trips(tmp_path):
-    nlp = English()
-    nlp.add_pipe("textcat", config=ensemble_config())
-    losses = train(nlp, exclusive_examples(nlp), steps=40)
-    assert losses["textcat"] < 0.05
-    texts = [text for text, _ in TRAIN]
-    for text, label in TRAIN:
-        cats = nlp(text).cats
-        assert max(cats, key=cats.get) == label, (text, cats)
-    expected = [nlp(text).cats for text in texts]
-    for doc, cats in zip(nlp.pipe(texts, batch_size=3), expected):
-        assert doc.cats == pytest.approx(cats, abs=1e-6)
-
-    nlp.to_disk(tmp_path / "pipeline")
-    loaded = spacy.load(tmp_path / "pipeline")
-    assert [loaded(text).cats for text in texts] == expected
-    restored = English()
-    restored.add_pipe("textcat", config=ensemble_config())
-    restored.from_bytes(nlp.to_bytes())
-    assert [restored(text).cats for text in texts] == expected
+    assert_fits_and_round_trips(ensemble_config(), 40, tmp_path)
 
 
 def test_ensemble_scores_are_the_softmax_of_both_models_scores():

@@ -76,9 +76,15 @@ def exclusive_examples(nlp):
     ],
 )
 def test_textcat_overfits_and_round_trips(cell, settings, tmp_path):
+    assert_fits_and_round_trips(textcat_config(cell, **settings), 60, tmp_path)
+
+
+def assert_fits_and_round_trips(config, steps, tmp_path):
+    """A textcat with `config` learns TRAIN in `steps` updates, and gives the
+    same cats in nlp.pipe batches, after spacy.load and after from_bytes."""
     nlp = English()
-    nlp.add_pipe("textcat", config=textcat_config(cell, **settings))
-    losses = train(nlp, exclusive_examples(nlp), steps=60)
+    nlp.add_pipe("textcat", config=config)
+    losses = train(nlp, exclusive_examples(nlp), steps=steps)
     assert losses["textcat"] < 0.05
     texts = [text for text, _ in TRAIN]
     for text, label in TRAIN:
@@ -94,7 +100,7 @@ def test_textcat_overfits_and_round_trips(cell, settings, tmp_path):
     assert [loaded(text).cats for text in texts] == expected
 
     restored = English()
-    restored.add_pipe("textcat", config=textcat_config(cell, **settings))
+    restored.add_pipe("textcat", config=config)
     restored.from_bytes(nlp.to_bytes())
     assert [restored(text).cats for text in texts] == expected
 
