@@ -166,6 +166,7 @@ class BPEVocab(TargetVocab):
         for token_id, token in enumerate(SPECIAL_TOKENS):
             if tokenizer.token_to_id(token) != token_id:
                 raise ValueError(f"A BPEVocab tokenizer must have the special tokens {SPECIAL_TOKENS} at ids 0-3.")
+        tokenizer.encode_special_tokens = True  # "<EOS>" typed in a text is text, not the end of the sequence
         self.tokenizer = tokenizer
 
     @classmethod

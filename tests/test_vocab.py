@@ -1,5 +1,7 @@
 """Target vocabularies: special tokens at fixed ids, encode/decode round trips,
 unknown pieces -> <UNK>, outputs cut at the first <EOS>, serialization."""
+from functools import partial
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -158,3 +160,15 @@ def test_bpe_vocab_round_trips_any_unicode_text_it_was_built_from(text):
     assert all(0 <= i < len(vocab) for i in ids)
     decoded = vocab.decode(ids + [EOS])
     assert "".join(decoded.split()) == "".join(text.lower().replace("▁", " ").split())
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_special_token_names_typed_in_a_text_are_text(kind, lowercase):
+    text = "x <EOS> y <PAD> <UNK> <BOS>"
+    build = WordVocab.build if kind == "word" else partial(BPEVocab.build, max_size=400)
+    vocab = build([text], min_freq=1, lowercase=lowercase)
+    for loaded in (vocab, vocab_from_bytes(vocab.to_bytes())):
+        ids = loaded.encode(text)
+        assert not set(ids) & {PAD, BOS, EOS, UNK}
+        assert "".join(loaded.decode(ids).split()) == "".join((text.lower() if lowercase else text).split())
