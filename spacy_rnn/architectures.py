@@ -179,7 +179,9 @@ def build_hash_embed(
         raise ValueError(f"{name}: 'rows' needs one number per attribute: {len(attrs)} attrs, {len(rows)} rows.")
     for attr in attrs:
         if isinstance(attr, str) and intify_attr(attr) is None:
-            raise ValueError(f"{name}: unknown attribute {attr!r} in 'attrs' (use e.g. NORM, LOWER, PREFIX, SUFFIX, SHAPE).")
+            raise ValueError(
+                f"{name}: unknown attribute {attr!r} in 'attrs' (use e.g. NORM, LOWER, PREFIX, SUFFIX, SHAPE)."
+            )
     if any(n < 1 for n in rows):
         raise ValueError(f"{name}: every entry of 'rows' must be positive, got {rows}.")
     if width < len(attrs) or width % len(attrs):

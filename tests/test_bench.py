@@ -14,7 +14,8 @@ def test_speed_benchmark_smoke(shared_data, tmp_path):
     readme.write_text("intro\n<!-- bench-speed:start -->\nold\n<!-- bench-speed:end -->\noutro\n")
     systems = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)"]
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--texts", str(shared_data / "stars" / "marc_en" / "marc_en_train.jsonl"), "--n-docs", "60",
+        [sys.executable, str(SCRIPT), "--texts", str(shared_data / "stars" / "marc_en" / "marc_en_train.jsonl"),
+         "--n-docs", "60",
          "--batch-size", "16", "--pipe-batch-size", "32",
          "--repeats", "1", "--systems", *systems, "--out", str(tmp_path / "speed"), "--readme", str(readme)],
         capture_output=True, text=True,

@@ -242,14 +242,17 @@ def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
     lines += ["| spacy-rnn | " + " | ".join(row["system"] for row in builtins) + " |"]
     lines += ["|---|" + "---:|" * len(builtins)]
     for row in ours:
-        cells = [f"{row['train_wps'] / b['train_wps']:.2f}× · {row['pipe_wps'] / b['pipe_wps']:.2f}×" for b in builtins]
+        cells = [
+            f"{row['train_wps'] / b['train_wps']:.2f}× · {row['pipe_wps'] / b['pipe_wps']:.2f}×" for b in builtins
+        ]
         lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Roofline: fp32 1024² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s on this machine. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×.",
         "",
-        "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s | training GFLOP/s (share) |",
+        "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
+        "| training GFLOP/s (share) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for row in roofline:
