@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Dict, List
 
-from common import read_json, write_json, write_text
+from common import read_json, write_between_markers, write_json, write_text
 from evaluate import evaluate_pipeline
 from train import train
 
@@ -101,9 +101,7 @@ def main(argv: List[str] = None) -> None:
     write_json(args.out_dir / "accuracy.json", results)
     write_text(args.out_dir / "accuracy.md", report)
     if args.readme:
-        from bench_speed import replace_between_markers
-
-        replace_between_markers(args.readme, "bench-accuracy", report)
+        write_between_markers(args.readme, "bench-accuracy", report)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from common import write_between_markers, write_json, write_text
+
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["1", "2", "3", "4", "5"]
 
@@ -309,24 +311,10 @@ def main() -> None:
     report = markdown(rows, roofline, machine)
     print(report)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(
-            json.dumps({"machine": machine, "rows": rows, "roofline": roofline}, indent=2)
-        )
-        args.out.with_suffix(".md").write_text(report)
+        write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows, "roofline": roofline})
+        write_text(args.out.with_suffix(".md"), report)
     if args.readme:
-        replace_between_markers(args.readme, "bench-speed", report)
-
-
-def replace_between_markers(path: Path, name: str, text: str) -> None:
-    """Put `text` between the `<!-- name:start -->` and `<!-- name:end -->` lines."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    content = path.read_text()
-    if start not in content or end not in content:
-        raise ValueError(f"{path} has no {start} … {end} markers to replace.")
-    before, rest = content.split(start, 1)
-    after = rest.split(end, 1)[1]
-    path.write_text(f"{before}{start}\n{text}{end}{after}")
+        write_between_markers(args.readme, "bench-speed", report)
 
 
 if __name__ == "__main__":

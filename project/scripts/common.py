@@ -67,6 +67,19 @@ def read_json(path: PathLike) -> Any:
         fail(f"{path}{line}: not valid JSON ({err}). Run the step that writes it again.")
 
 
+def write_between_markers(path: PathLike, name: str, text: str) -> None:
+    """Replace what lies between the lines `<!-- name:start -->` and
+    `<!-- name:end -->` of `path` (e.g. the README) with `text`, atomically;
+    stops the script if the markers are missing."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = Path(path).read_text(encoding="utf8")
+    if start not in content or end not in content:
+        fail(f"{path} has no '{start}' ... '{end}' lines to write between.")
+    before, rest = content.split(start, 1)
+    after = rest.split(end, 1)[1]
+    write_text(path, f"{before}{start}\n{text.rstrip(chr(10))}\n{end}{after}")
+
+
 def fail(message: str) -> NoReturn:
     """Stop the script with a message and exit status 1 (no traceback)."""
     print(f"✘ {message}", file=sys.stderr, flush=True)

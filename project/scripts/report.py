@@ -16,12 +16,11 @@ import random
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from common import atomic_path, fail, read_json
+from common import atomic_path, fail, read_json, write_between_markers
 from spacy_rnn.corpus import DataError, read_jsonl
 
 TEXTCAT_SYSTEMS = ("rnn", "tfidf", "bow", "ensemble", "bilstm")
 SEQ2SEQ_SYSTEMS = ("rnn", "most_frequent", "first_words", "tfidf_nearest")
-README_START, README_END = "<!-- project-results:start -->", "<!-- project-results:end -->"
 N_EXAMPLES = 8
 
 
@@ -171,13 +170,7 @@ def readme_tables(sections: List[Tuple[str, Path]]) -> str:
 
 
 def write_readme(readme: Path, sections: List[Tuple[str, Path]]) -> None:
-    text = readme.read_text(encoding="utf8")
-    if README_START not in text or README_END not in text:
-        fail(f"{readme} has no '{README_START}' ... '{README_END}' lines to write the results between.")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    with atomic_path(readme) as tmp:
-        tmp.write_text(f"{before}{README_START}\n{readme_tables(sections)}\n{README_END}{after}", encoding="utf8")
+    write_between_markers(readme, "project-results", readme_tables(sections))
     print(f"✔ results tables written into {readme}")
 
 
