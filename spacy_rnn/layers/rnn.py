@@ -106,14 +106,20 @@ def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length
 
 
 def _forward_pooled(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0):
-    read = [x[:max_length] for x in Xs] if max_length else Xs
-    pooled, torch_backprop = _run(model, read, [int(x.shape[0]) for x in read], is_train)
+    read = first_tokens(Xs, max_length)
+    read_lengths = [int(x.shape[0]) for x in read]
+    pooled, torch_backprop = _run(model, read, read_lengths, is_train)
 
     def backprop(dY: Floats2d) -> List[Floats2d]:
-        d_read = model.ops.unflatten(torch_backprop(dY), [int(x.shape[0]) for x in read])
+        d_read = model.ops.unflatten(torch_backprop(dY), read_lengths)
         return [pad_rows(model, d, int(x.shape[0])) for d, x in zip(d_read, Xs)]
 
     return torch2xp(pooled), backprop
+
+
+def first_tokens(Xs: List[Floats2d], max_length: int) -> List[Floats2d]:
+    """The first max_length rows (token vectors) of each array; all of them for 0."""
+    return [x[:max_length] for x in Xs] if max_length else Xs
 
 
 def pad_rows(model: Model, array: Floats2d, n_rows: int) -> Floats2d:

@@ -17,7 +17,7 @@ from thinc.types import Floats2d
 
 from ..nn.seq2seq import EncoderDecoder
 from ..vocab import BOS, EOS, PAD
-from .rnn import pad_rows
+from .rnn import first_tokens, pad_rows
 from .torch_bridge import CheckedModel, TorchModuleShim
 
 TargetIds = List[List[int]]  # one list per Doc, ending with EOS
@@ -94,7 +94,7 @@ def _forward(model: Model, inputs: Seq2SeqInput, is_train: bool):
     docs, targets = inputs
     tok2vec, encoder_decoder = model.layers
     vectors, backprop_tok2vec = tok2vec(docs, is_train)
-    sources = cut_sources(vectors, model.attrs["max_source_length"])
+    sources = first_tokens(vectors, model.attrs["max_source_length"])
     logits, backprop_encoder_decoder = encoder_decoder((sources, targets), is_train)
 
     def backprop(d_logits: Floats2d) -> Seq2SeqInput:
@@ -122,11 +122,6 @@ def _forward_encoder_decoder(model: Model, inputs: Tuple[List[Floats2d], TargetI
         return model.ops.unflatten(torch2xp(d_flat), lengths), targets
 
     return torch2xp(logits), backprop
-
-
-def cut_sources(vectors: List[Floats2d], max_length: int) -> List[Floats2d]:
-    """The first max_length token vectors of each Doc (all of them for 0)."""
-    return [x[:max_length] for x in vectors] if max_length else vectors
 
 
 def teacher_forcing_inputs(targets: TargetIds) -> Tuple[numpy.ndarray, List[int]]:
@@ -159,7 +154,7 @@ def generate(
     module = encoder_decoder.shims[0].module
     if module is None:
         raise ValueError("The encoder-decoder is not initialized: call nlp.initialize() (or load a trained pipeline).")
-    vectors = cut_sources(model.get_ref("tok2vec").predict(list(docs)), model.attrs["max_source_length"])
+    vectors = first_tokens(model.get_ref("tok2vec").predict(list(docs)), model.attrs["max_source_length"])
     (flat, lengths), _ = _source_input(encoder_decoder, vectors, is_train=False)
     module.eval()
     ids, sources = module.generate(
