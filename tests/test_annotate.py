@@ -13,41 +13,11 @@ import pyarrow.dataset
 import pyarrow.parquet as pq
 import pytest
 import spacy
-import torch
 from distributed import Client, LocalCluster
-from spacy.training import Example
-from thinc.api import Adam, fix_random_seed
 
 import spacy_rnn.annotate as annotate_module
 from spacy_rnn.annotate import AnnotateError, annotate, main
-from spacy_rnn.pipeline.seq2seq import set_target
-
-WORDS = "good bad film plot actor dull great story long short fun awful".split()
-TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(2 + i % 9)) for i in range(120)]
-TEXTS[5] = ""  # an empty Doc is annotated like any other
-
-
-def make_pipeline():
-    """textcat (TextCatRNN) and rnn_seq2seq, tiny, a few updates so that
-    predictions differ from Doc to Doc."""
-    nlp = spacy.blank("en")
-    embed = {"@architectures": "spacy_rnn.HashEmbed.v1", "width": 8, "attrs": ["NORM"], "rows": [200]}
-    nlp.add_pipe("textcat", config={"model": {
-        "@architectures": "spacy_rnn.TextCatRNN.v1", "exclusive_classes": True, "width": 8, "tok2vec": embed,
-    }})
-    nlp.add_pipe("rnn_seq2seq", config={
-        "min_freq": 1, "beam_size": 1, "max_length": 4, "model": {"width": 8, "target_width": 8, "tok2vec": embed},
-    })
-    examples = []
-    for i, text in enumerate(TEXTS[:12]):
-        reference = nlp.make_doc(text)
-        reference.cats = {"POS": float(i % 2), "NEG": float(1 - i % 2)}
-        examples.append(Example(nlp.make_doc(text), set_target(reference, " ".join(text.split()[:2]) or "empty")))
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: examples, sgd=Adam(0.01))
-    for _ in range(3):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
+from tiny_pipeline import TEXTS, make_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -206,29 +176,3 @@ def test_output_folder_of_another_job_is_refused(saved, tmp_path):
     (tmp_path / "out" / "_annotate.json").write_text(json.dumps({"partition_size": 5}))
     with pytest.raises(AnnotateError, match="holds partitions of another job .*partition_size"):
         annotate(saved[0], tmp_path / "reviews.jsonl", tmp_path / "out", partition_size=10)
-
-
-def torch_devices(nlp):
-    """The devices of every torch parameter in the pipeline."""
-    return {
-        str(parameter.device)
-        for _, component in nlp.pipeline
-        for node in component.model.walk()
-        for shim in node.shims
-        for parameter in shim.module.parameters()
-    }
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-def test_gpu_pipeline_runs_its_torch_modules_on_the_gpu(saved):
-    pytest.importorskip("cupy", reason="spacy.require_gpu needs cupy")
-    pipeline, expected = saved
-    try:
-        spacy.require_gpu(0)
-        nlp = spacy.load(pipeline)
-        assert torch_devices(nlp) == {"cuda:0"}
-        for doc, plain in zip(nlp.pipe(TEXTS, batch_size=16), expected):
-            assert doc.cats == pytest.approx(plain["cats"], abs=1e-4)
-        assert torch_devices(make_pipeline()) == {"cuda:0"}  # initialized and updated on the GPU
-    finally:
-        spacy.require_cpu()

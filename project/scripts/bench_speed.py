@@ -7,6 +7,8 @@ training words/s (nlp.update over one epoch, pre-tokenized, batches of
 and with the model alone (batches of --pipe-batch-size Docs), and peak
 resident memory. Then a roofline line:
 the machine's fp32 matrix-product rate against the FLOPs the RNN does.
+With --gpu-id, every system and the roofline run on that GPU
+(spacy.require_gpu), as `spacy train --gpu-id` would.
 
     python project/scripts/bench_speed.py --texts ../shared/data/stars/marc_en/marc_en_train.jsonl --out bench/speed
 """
@@ -92,12 +94,23 @@ def build_nlp(system: str):
     return nlp
 
 
-def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int) -> Dict:
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a timer read after it counts it."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int, gpu_id: int = -1) -> Dict:
     """One system, one run: the figures for one row."""
+    import spacy
     import torch
     from spacy.training import Example
     from thinc.api import Adam, fix_random_seed
 
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
     fix_random_seed(0)
     nlp = build_nlp(system)
     docs = list(nlp.tokenizer.pipe(texts))
@@ -113,6 +126,7 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     start = time.perf_counter()
     for batch in batches:
         nlp.update(batch, sgd=optimizer, drop=0.1)
+    synchronize()
     train_s = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -124,6 +138,7 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     start = time.perf_counter()
     for i in range(0, len(docs), pipe_batch_size):
         model.predict(docs[i : i + pipe_batch_size])
+    synchronize()
     model_s = time.perf_counter() - start
     return {
         "system": system,
@@ -136,18 +151,26 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     }
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+def matmul_size(device: str) -> int:
+    """The side of the square matrix product that measures the ceiling: one
+    that fills the device."""
+    return 1024 if device == "cpu" else 8192
+
+
+def matmul_gflops(device: str, size: int, repeats: int = 20) -> float:
     import torch
 
-    a = torch.randn(size, size)
+    a = torch.randn(size, size, device=device)
     a @ a
+    synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         a @ a
+    synchronize()
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int) -> List[Dict]:
+def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int, device: str = "cpu") -> List[Dict]:
     """Tokens/s of the torch RNN modules alone (what the configs build), in
     inference (batches of pipe_batch_size) and in training (forward +
     backward, batches of batch_size), as a share of the measured
@@ -163,7 +186,7 @@ def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int) -> Lis
 
     def split(size: int) -> List[List[int]]:
         return [lengths[i : i + size] for i in range(0, len(lengths), size)]
-    ceiling = statistics.median(matmul_gflops() for _ in range(3))
+    ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
     per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
     rows = []
     for system, config_name in RNN_SYSTEMS.items():
@@ -174,23 +197,27 @@ def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int) -> Lis
         n = width // directions
         encoder = RecurrentEncoder(
             d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
-        )
+        ).to(device)
         flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
         batches = split(pipe_batch_size)
-        inputs = [torch.randn(sum(batch), d) for batch in batches]
+        inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
         with torch.inference_mode():
             encoder(inputs[0], batches[0])  # warm-up
+            synchronize()
             start = time.perf_counter()
             for x, batch in zip(inputs, batches):
                 encoder(x, batch)
+            synchronize()
             infer_s = time.perf_counter() - start
         batches = split(batch_size)
-        inputs = [torch.randn(sum(batch), d) for batch in batches]
+        inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
         encoder(inputs[0], batches[0])[0].sum().backward()  # warm-up
+        synchronize()
         start = time.perf_counter()
         for x, batch in zip(inputs, batches):
             states, final = encoder(x, batch)
             (states.sum() + final.sum()).backward()
+        synchronize()
         train_s = time.perf_counter() - start
         tokens = sum(lengths)
         rows.append(
@@ -211,7 +238,7 @@ def run_in_subprocess(system: str, args) -> Dict:
     cmd = [
         sys.executable, __file__, "--one", system, "--texts", str(args.texts), "--n-docs", str(args.n_docs),
         "--batch-size", str(args.batch_size), "--pipe-batch-size", str(args.pipe_batch_size),
-        "--threads", str(args.threads),
+        "--threads", str(args.threads), "--gpu-id", str(args.gpu_id),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -226,7 +253,8 @@ def median_rows(runs: List[Dict]) -> Dict:
 
 def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
     lines = [
-        f"Machine: {machine['cpu']} · {machine['cores']} cores · torch threads {machine['torch_threads']} · "
+        f"Machine: {machine['cpu']} · {machine['cores']} cores · run on {machine['device']} · "
+        f"torch threads {machine['torch_threads']} · "
         f"{machine['n_docs']:,} reviews ({machine['words']:,} words) · training batches of {machine['batch_size']} "
         f"Docs, inference batches of {machine['pipe_batch_size']} · median of {machine['repeats']} runs",
         "",
@@ -250,7 +278,8 @@ def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
         lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Roofline: fp32 1024² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s on this machine. "
+        f"Roofline: fp32 {machine['matmul_size']}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
+        f"on this machine. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×.",
         "",
         "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
@@ -279,6 +308,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     parser.add_argument("--readme", type=Path, default=None, help="replace the speed tables in this README")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="run on this GPU (default -1: the CPU)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
@@ -287,7 +317,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     texts = read_texts(args.texts, args.n_docs)
     if args.one:
-        print(json.dumps(measure(args.one, texts, args.batch_size, args.pipe_batch_size)))
+        print(json.dumps(measure(args.one, texts, args.batch_size, args.pipe_batch_size, args.gpu_id)))
         return
     from tqdm import tqdm
 
@@ -297,9 +327,12 @@ def main() -> None:
     for system, _ in tqdm(jobs, desc="systems × repeats"):
         runs[system].append(run_in_subprocess(system, args))
     rows = [median_rows(runs[system]) for system in systems]
-    roofline = rnn_roofline(texts, args.batch_size, args.pipe_batch_size)
+    device = "cpu" if args.gpu_id < 0 else f"cuda:{args.gpu_id}"
+    roofline = rnn_roofline(texts, args.batch_size, args.pipe_batch_size, device)
     machine = {
         "cpu": platform.processor() or platform.machine(),
+        "device": "CPU" if device == "cpu" else torch.cuda.get_device_name(device),
+        "matmul_size": matmul_size(device),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "n_docs": len(texts),
