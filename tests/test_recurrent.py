@@ -8,6 +8,7 @@ import torch
 from thinc.api import fix_random_seed
 
 from spacy_rnn.architectures import build_rnn_encoder, build_textcat_rnn
+from spacy_rnn.nn import recurrent
 from spacy_rnn.nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder, count_parameters
 
 CELLS = [("rnn", "sigmoid"), ("rnn", "tanh"), ("lstm", "sigmoid"), ("gru", "sigmoid")]
@@ -157,3 +158,23 @@ def test_elman_backpropagation_through_time_matches_numerical_gradients(activati
     projected = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
     weight_t = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda p, w: ElmanRecurrence.apply(p, w, activation), (projected, weight_t))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_chunk_size_changes_neither_states_nor_gradients(cell, monkeypatch):
+    """CPU chunks of 16 sequences and one GPU-sized chunk per batch give the
+    same states, final states and gradients."""
+    torch.manual_seed(0)
+    lengths = [5, 0, 17, 1, 9, 17, 3] * 5
+    encoder = RecurrentEncoder(6, 8, cell=cell, bidirectional=True, depth=2)
+    flat = torch.randn(sum(lengths), 6)
+    results = []
+    for chunk_size in (recurrent.CHUNK_SIZE, recurrent.GPU_CHUNK_SIZE):
+        monkeypatch.setattr(recurrent, "CHUNK_SIZE", chunk_size)
+        encoder.zero_grad()
+        inputs = flat.clone().requires_grad_()
+        states, finals = encoder(inputs, lengths)
+        (states.square().sum() + finals.sum()).backward()
+        results.append([states.detach(), finals.detach(), inputs.grad, *(p.grad.clone() for p in encoder.parameters())])
+    for small_chunks, one_chunk in zip(*results):
+        torch.testing.assert_close(one_chunk, small_chunks, atol=1e-5, rtol=1e-5)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 import numpy
 import srsly
 import torch
-from thinc.api import Model, get_torch_default_device
+from thinc.api import Model, Optimizer, get_torch_default_device, torch2xp, xp2torch
 from thinc.shims import PyTorchShim
 
 
@@ -49,6 +49,21 @@ class TorchModuleShim(PyTorchShim):
         self.cfg = dict(kwargs)
         self._model = self.module_class(**kwargs).to(get_torch_default_device())
         return self._model
+
+    def finish_update(self, optimizer: Optimizer) -> None:
+        """One optimizer step per torch parameter, kept in the parameter's own
+        memory. (thinc's PyTorchShim rebinds `parameter.data` to the
+        optimizer's array, which on a GPU takes LSTM/GRU weights out of
+        cuDNN's single weight buffer: torch then copies them at every call.)"""
+        with torch.no_grad():
+            for name, parameter in self._model.named_parameters():
+                if parameter.grad is None:
+                    continue
+                weights, _ = optimizer((self.id, name), torch2xp(parameter.data), torch2xp(parameter.grad))
+                updated = xp2torch(weights, device=parameter.device)
+                if updated.data_ptr() != parameter.data_ptr():  # thinc's optimizers update in place; others may not
+                    parameter.copy_(updated)
+                parameter.grad.zero_()
 
     def to_bytes(self) -> bytes:
         name = self.module_class.__name__
