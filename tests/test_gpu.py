@@ -100,5 +100,7 @@ def test_the_encoder_gives_the_same_states_and_gradients_on_both_devices(cell, a
         (states.square().sum() + finals.sum()).backward()
         grads = [inputs.grad] + [parameter.grad for parameter in encoder.parameters()]
         results.append([t.detach().cpu() for t in (states, finals, *grads)])
+    # cuDNN's LSTM/GRU/tanh kernels use TF32 by default (10-bit mantissa): measured on an H200, states and
+    # gradients differ from the CPU's by at most 5.3e-4 here. A wrong chunk or direction would differ by ~0.1.
     for on_cpu, on_gpu in zip(*results):
-        torch.testing.assert_close(on_gpu, on_cpu, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(on_gpu, on_cpu, atol=2e-3, rtol=2e-3)
