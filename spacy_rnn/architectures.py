@@ -14,6 +14,7 @@ from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
+from .layers.ngrams import WEIGHTINGS, NgramLinear
 from .layers.rnn import PooledRNN, RNNStates
 from .layers.textcat import TextCatChain
 from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
@@ -140,6 +141,41 @@ def build_textcat_rnn_ensemble(
     model.set_ref("rnn", rnn)
     model.set_ref("linear_model", linear_model)
     model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
+@registry.architectures("spacy_rnn.NgramLinear.v1")
+def build_ngram_linear(
+    exclusive_classes: bool,
+    ngram_size: int = 2,
+    length: int = 262144,
+    attr: Union[str, int] = "NORM",
+    weighting: Literal["count", "l2", "log_l2"] = "log_l2",
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Class scores (no output activation) of a linear model over the hashed
+    n-grams (1 … ngram_size) of a lexical attribute, for the `linear_model`
+    of `spacy_rnn.TextCatRNNEnsemble.v1`.
+
+    weighting: "count" weighs an n-gram by its count in the Doc, as
+        `spacy.TextCatBOW.v3` does; "l2" by count / the Doc's L2 norm;
+        "log_l2" by (1 + log count) / the Doc's L2 norm, TF-IDF's sublinear
+        term frequency without the IDF: a long Doc scores no higher than a
+        short one.
+    length: rows of the hashed weight table (rounded up to a power of 2).
+    """
+    name = "spacy_rnn.NgramLinear.v1"
+    if ngram_size < 1:
+        raise ValueError(f"{name}: ngram_size must be 1 or more, not {ngram_size}.")
+    if length < 1:
+        raise ValueError(f"{name}: length (rows of the weight table) must be 1 or more, not {length}.")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"{name}: weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}.")
+    attr_id = intify_attr(attr) if isinstance(attr, str) else attr
+    if attr_id is None:
+        raise ValueError(f"{name}: unknown attr {attr!r}; use a lexical attribute such as NORM, LOWER or ORTH.")
+    model = NgramLinear(nO, ngram_size, 2 ** (length - 1).bit_length(), attr_id, weighting)
     model.attrs["multi_label"] = not exclusive_classes
     return model
 

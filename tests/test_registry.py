@@ -9,6 +9,7 @@ from conftest import REPO
 
 ARCHITECTURES = [
     "spacy_rnn.HashEmbed.v1",
+    "spacy_rnn.NgramLinear.v1",
     "spacy_rnn.RNNEncoder.v1",
     "spacy_rnn.Seq2Seq.v1",
     "spacy_rnn.TextCatRNN.v1",
