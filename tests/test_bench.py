@@ -27,6 +27,7 @@ def test_speed_benchmark_smoke(shared_data, tmp_path):
         assert row["words"] > 1000 and row["train_wps"] > 0 and row["pipe_wps"] > 0 and row["peak_rss_mb"] > 0
     for row in figures["roofline"]:
         assert 0 < row["infer_gflops"] < row["matmul_gflops"] * 1.5
+        assert 0 < row["dense_gflops"] < row["matmul_gflops"] * 1.5
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
     assert "| spacy-rnn LSTM (textcat_lstm.cfg) |" in text and "Ratios" in text
