@@ -62,8 +62,8 @@ RNN_SYSTEMS = {
     "spacy-rnn LSTM (textcat_lstm.cfg)": "textcat_lstm.cfg",
     "spacy-rnn GRU (textcat_gru.cfg)": "textcat_gru.cfg",
     "spacy-rnn Elman RNN (textcat_rnn.cfg)": "textcat_rnn.cfg",
-    "spacy-rnn LSTM + bigram BOW (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
-    "spacy-rnn LSTM w64 + bigram BOW (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
+    "spacy-rnn LSTM + bigram NgramLinear (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
+    "spacy-rnn LSTM w64 + bigram NgramLinear (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
 }
 
 
