@@ -96,7 +96,7 @@ def test_smoke_sarcasm_metrics_and_pictures(smoke):
     metrics = project / "metrics" / "smoke_sarcasm"
     labels = ["NOT_SARCASM", "SARCASM"]
     rnn = load_json(metrics / "rnn.json")
-    assert rnn["system"] == "spacy-rnn BiLSTM w32 + 2-gram BOW"
+    assert rnn["system"] == "spacy-rnn BiLSTM w32 + 2-gram linear"
     assert_classifier_metrics(rnn, 100, labels)
     assert "mae" not in rnn
     assert rnn["spacy_scores"]["cats_macro_f"] == pytest.approx(rnn["macro_f1"])

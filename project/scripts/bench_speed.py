@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 from common import write_between_markers, write_json, write_text
 
@@ -170,6 +170,19 @@ def matmul_gflops(device: str, size: int, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def median_seconds(run: Callable[[], None], repeats: int = 3) -> float:
+    """The median wall time of `repeats` calls of run, after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        synchronize()
+        start = time.perf_counter()
+        run()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def dense_direction_gflops(network, d: int, flops_per_token: int, n_seqs: int = 16, steps: int = 100) -> float:
     """GFLOP/s of one direction's network on a dense batch (n_seqs sequences
     of `steps` tokens: no padding, no gathers): what the layer's shape allows."""
@@ -177,20 +190,15 @@ def dense_direction_gflops(network, d: int, flops_per_token: int, n_seqs: int = 
 
     x = torch.randn(n_seqs, steps, d, device=next(network.parameters()).device)
     with torch.inference_mode():
-        network(x)
-        synchronize()
-        start = time.perf_counter()
-        for _ in range(5):
-            network(x)
-        synchronize()
-    return 5 * n_seqs * steps * flops_per_token / (time.perf_counter() - start) / 1e9
+        seconds = median_seconds(lambda: [network(x) for _ in range(5)])
+    return 5 * n_seqs * steps * flops_per_token / seconds / 1e9
 
 
 def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int, device: str = "cpu") -> List[Dict]:
     """Tokens/s of the torch RNN modules alone (what the configs build), in
     inference (batches of pipe_batch_size) and in training (forward +
     backward, batches of batch_size), as a share of the measured
-    matrix-product rate."""
+    matrix-product rate; medians of 3 timings."""
     import spacy
     import torch
     from spacy.util import load_config
@@ -221,23 +229,15 @@ def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int, device
         batches = split(pipe_batch_size)
         inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
         with torch.inference_mode():
-            encoder(inputs[0], batches[0])  # warm-up
-            synchronize()
-            start = time.perf_counter()
-            for x, batch in zip(inputs, batches):
-                encoder(x, batch)
-            synchronize()
-            infer_s = time.perf_counter() - start
-        batches = split(batch_size)
-        inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
-        encoder(inputs[0], batches[0])[0].sum().backward()  # warm-up
-        synchronize()
-        start = time.perf_counter()
-        for x, batch in zip(inputs, batches):
-            states, final = encoder(x, batch)
-            (states.sum() + final.sum()).backward()
-        synchronize()
-        train_s = time.perf_counter() - start
+            infer_s = median_seconds(lambda: [encoder(x, batch) for x, batch in zip(inputs, batches)])
+        train_batches = split(batch_size)
+        train_inputs = [torch.randn(sum(batch), d, device=device) for batch in train_batches]
+
+        def train_epoch() -> None:
+            for x, batch in zip(train_inputs, train_batches):
+                states, final = encoder(x, batch)
+                (states.sum() + final.sum()).backward()
+        train_s = median_seconds(train_epoch)
         tokens = sum(lengths)
         rows.append(
             {

@@ -187,7 +187,7 @@ def write_outputs(out_dir: Path, key: str, name: str, result: Dict, extra: Dict,
 
 def describe(nlp: Language) -> str:
     """A system name from a spacy-rnn pipeline's config, e.g. "spacy-rnn BiLSTM w128" or, for the
-    ensemble, "spacy-rnn BiLSTM w128 + 2-gram BOW"."""
+    ensemble, "spacy-rnn BiLSTM w128 + 2-gram linear"."""
     for name, pipe_config in nlp.config["components"].items():
         model = pipe_config.get("model", {})
         if "cell" in model:
@@ -196,7 +196,7 @@ def describe(nlp: Language) -> str:
             if name == SEQ2SEQ_PIPE:
                 return f"spacy-rnn {kind} encoder-decoder ({model['decoder']})"
             if "linear_model" in model:
-                return f"spacy-rnn {kind} + {model['linear_model'].get('ngram_size', 1)}-gram BOW"
+                return f"spacy-rnn {kind} + {model['linear_model'].get('ngram_size', 1)}-gram linear"
             return f"spacy-rnn {kind}"
     return "spacy-rnn"
 
