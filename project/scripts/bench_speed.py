@@ -194,11 +194,10 @@ def dense_direction_gflops(network, d: int, flops_per_token: int, n_seqs: int = 
     return 5 * n_seqs * steps * flops_per_token / seconds / 1e9
 
 
-def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int, device: str = "cpu") -> List[Dict]:
-    """Tokens/s of the torch RNN modules alone (what the configs build), in
-    inference (batches of pipe_batch_size) and in training (forward +
-    backward, batches of batch_size), as a share of the measured
-    matrix-product rate; medians of 3 timings."""
+def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size: int, device: str) -> Dict:
+    """Tokens/s and GFLOP/s of the torch RNN module that `system`'s config
+    builds, alone, in inference (batches of pipe_batch_size) and in training
+    (forward + backward, batches of batch_size); medians of 3 timings."""
     import spacy
     import torch
     from spacy.util import load_config
@@ -210,53 +209,47 @@ def rnn_roofline(texts: List[str], batch_size: int, pipe_batch_size: int, device
 
     def split(size: int) -> List[List[int]]:
         return [lengths[i : i + size] for i in range(0, len(lengths), size)]
-    ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
     per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
-    rows = []
-    for system, config_name in RNN_SYSTEMS.items():
-        model_cfg = load_config(REPO / "configs" / config_name)["components"]["textcat"]["model"]
-        d = model_cfg["tok2vec"]["width"]
-        width, cell = model_cfg["width"], model_cfg["cell"]
-        directions = 2 if model_cfg["bidirectional"] else 1
-        n = width // directions
-        encoder = RecurrentEncoder(
-            d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
-        ).to(device)
-        flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
-        dense_gflops = dense_direction_gflops(
-            build_direction(cell, d, n, model_cfg["activation"]).to(device), d, per_gate_flops[cell] * n * (d + n)
-        )
-        batches = split(pipe_batch_size)
-        inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
-        with torch.inference_mode():
-            infer_s = median_seconds(lambda: [encoder(x, batch) for x, batch in zip(inputs, batches)])
-        train_batches = split(batch_size)
-        train_inputs = [torch.randn(sum(batch), d, device=device) for batch in train_batches]
+    model_cfg = load_config(REPO / "configs" / RNN_SYSTEMS[system])["components"]["textcat"]["model"]
+    d = model_cfg["tok2vec"]["width"]
+    width, cell = model_cfg["width"], model_cfg["cell"]
+    directions = 2 if model_cfg["bidirectional"] else 1
+    n = width // directions
+    encoder = RecurrentEncoder(
+        d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
+    ).to(device)
+    flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
+    dense_gflops = dense_direction_gflops(
+        build_direction(cell, d, n, model_cfg["activation"]).to(device), d, per_gate_flops[cell] * n * (d + n)
+    )
+    batches = split(pipe_batch_size)
+    inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
+    with torch.inference_mode():
+        infer_s = median_seconds(lambda: [encoder(x, batch) for x, batch in zip(inputs, batches)])
+    train_batches = split(batch_size)
+    train_inputs = [torch.randn(sum(batch), d, device=device) for batch in train_batches]
 
-        def train_epoch() -> None:
-            for x, batch in zip(train_inputs, train_batches):
-                states, final = encoder(x, batch)
-                (states.sum() + final.sum()).backward()
-        train_s = median_seconds(train_epoch)
-        tokens = sum(lengths)
-        rows.append(
-            {
-                "system": system,
-                "flops_per_token": flops_per_token,
-                "infer_tokens_per_s": tokens / infer_s,
-                "infer_gflops": tokens * flops_per_token / infer_s / 1e9,
-                "train_tokens_per_s": tokens / train_s,
-                "train_gflops": 3 * tokens * flops_per_token / train_s / 1e9,
-                "matmul_gflops": ceiling,
-                "dense_gflops": dense_gflops,
-            }
-        )
-    return rows
+    def train_epoch() -> None:
+        for x, batch in zip(train_inputs, train_batches):
+            states, final = encoder(x, batch)
+            (states.sum() + final.sum()).backward()
+    train_s = median_seconds(train_epoch)
+    tokens = sum(lengths)
+    return {
+        "system": system,
+        "flops_per_token": flops_per_token,
+        "infer_tokens_per_s": tokens / infer_s,
+        "infer_gflops": tokens * flops_per_token / infer_s / 1e9,
+        "train_tokens_per_s": tokens / train_s,
+        "train_gflops": 3 * tokens * flops_per_token / train_s / 1e9,
+        "dense_gflops": dense_gflops,
+    }
 
 
-def run_in_subprocess(system: str, args) -> Dict:
+def run_in_subprocess(system: str, args, roofline: bool = False) -> Dict:
+    """One row (or, with roofline, one roofline row) measured in a fresh process."""
     cmd = [
-        sys.executable, __file__, "--one", system, "--texts", str(args.texts), "--n-docs", str(args.n_docs),
+        sys.executable, __file__, "--one", system, *(["--roofline"] if roofline else []), "--texts", str(args.texts), "--n-docs", str(args.n_docs),
         "--batch-size", str(args.batch_size), "--pipe-batch-size", str(args.pipe_batch_size),
         "--threads", str(args.threads), "--gpu-id", str(args.gpu_id),
     ]
@@ -301,7 +294,8 @@ def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
         f"Roofline: fp32 {machine['matmul_size']}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
         f"on this machine. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×. "
-        "The module runs the pipe batches as they come (variable lengths, chunks padded, both directions); "
+        "Each module is timed alone in its own process (median of 3), on the pipe batches as they come "
+        "(variable lengths, chunks padded, both directions); "
         "the last column is one direction of the same layer on a dense batch, the most that shape allows.",
         "",
         "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
@@ -333,12 +327,17 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, default=None, help="replace the speed tables in this README")
     parser.add_argument("--gpu-id", type=int, default=-1, help="run on this GPU (default -1: the CPU)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--roofline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     texts = read_texts(args.texts, args.n_docs)
+    device = "cpu" if args.gpu_id < 0 else f"cuda:{args.gpu_id}"
+    if args.one and args.roofline:
+        print(json.dumps(roofline_row(args.one, texts, args.batch_size, args.pipe_batch_size, device)))
+        return
     if args.one:
         print(json.dumps(measure(args.one, texts, args.batch_size, args.pipe_batch_size, args.gpu_id)))
         return
@@ -350,8 +349,11 @@ def main() -> None:
     for system, _ in tqdm(jobs, desc="systems × repeats"):
         runs[system].append(run_in_subprocess(system, args))
     rows = [median_rows(runs[system]) for system in systems]
-    device = "cpu" if args.gpu_id < 0 else f"cuda:{args.gpu_id}"
-    roofline = rnn_roofline(texts, args.batch_size, args.pipe_batch_size, device)
+    ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
+    roofline = [
+        {**run_in_subprocess(system, args, roofline=True), "matmul_gflops": ceiling}
+        for system in tqdm(RNN_SYSTEMS, desc="roofline, one process each")
+    ]
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "device": "CPU" if device == "cpu" else torch.cuda.get_device_name(device),
