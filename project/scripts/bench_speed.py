@@ -249,7 +249,8 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
 def run_in_subprocess(system: str, args, roofline: bool = False) -> Dict:
     """One row (or, with roofline, one roofline row) measured in a fresh process."""
     cmd = [
-        sys.executable, __file__, "--one", system, *(["--roofline"] if roofline else []), "--texts", str(args.texts), "--n-docs", str(args.n_docs),
+        sys.executable, __file__, "--one", system, *(["--roofline"] if roofline else []),
+        "--texts", str(args.texts), "--n-docs", str(args.n_docs),
         "--batch-size", str(args.batch_size), "--pipe-batch-size", str(args.pipe_batch_size),
         "--threads", str(args.threads), "--gpu-id", str(args.gpu_id),
     ]
@@ -294,8 +295,8 @@ def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
         f"Roofline: fp32 {machine['matmul_size']}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
         f"on this machine. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×. "
-        "Each module is timed alone in its own process (median of 3), on the pipe batches as they come "
-        "(variable lengths, chunks padded, both directions); "
+        "Each module is timed alone in its own process (median of 3 interleaved runs), on the pipe batches "
+        "as they come (variable lengths, chunks padded, both directions); "
         "the last column is one direction of the same layer on a dense batch, the most that shape allows.",
         "",
         "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
@@ -350,10 +351,10 @@ def main() -> None:
         runs[system].append(run_in_subprocess(system, args))
     rows = [median_rows(runs[system]) for system in systems]
     ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
-    roofline = [
-        {**run_in_subprocess(system, args, roofline=True), "matmul_gflops": ceiling}
-        for system in tqdm(RNN_SYSTEMS, desc="roofline, one process each")
-    ]
+    roofline_runs: Dict[str, List[Dict]] = {system: [] for system in RNN_SYSTEMS}
+    for system, _ in tqdm([(system, r) for r in range(args.repeats) for system in RNN_SYSTEMS], desc="roofline"):
+        roofline_runs[system].append(run_in_subprocess(system, args, roofline=True))
+    roofline = [{**median_rows(runs), "matmul_gflops": ceiling} for runs in roofline_runs.values()]
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "device": "CPU" if device == "cpu" else torch.cuda.get_device_name(device),
