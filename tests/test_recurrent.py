@@ -171,10 +171,16 @@ def test_the_chunk_size_changes_neither_states_nor_gradients(cell, monkeypatch):
     results = []
     for chunk_size in (recurrent.CHUNK_SIZE, recurrent.GPU_CHUNK_SIZE):
         monkeypatch.setattr(recurrent, "CHUNK_SIZE", chunk_size)
-        encoder.zero_grad()
-        inputs = flat.clone().requires_grad_()
-        states, finals = encoder(inputs, lengths)
-        (states.square().sum() + finals.sum()).backward()
-        results.append([states.detach(), finals.detach(), inputs.grad, *(p.grad.clone() for p in encoder.parameters())])
+        results.append(states_and_gradients(encoder, flat, lengths))
     for small_chunks, one_chunk in zip(*results):
         torch.testing.assert_close(one_chunk, small_chunks, atol=1e-5, rtol=1e-5)
+
+
+def states_and_gradients(encoder, flat, lengths):
+    """The encoder's states and final states, and the gradients of a fixed
+    loss on them with respect to its input and each parameter, as CPU copies."""
+    encoder.zero_grad()
+    inputs = flat.detach().clone().requires_grad_()
+    states, finals = encoder(inputs, lengths)
+    (states.square().sum() + finals.sum()).backward()
+    return [t.detach().cpu().clone() for t in (states, finals, inputs.grad, *(p.grad for p in encoder.parameters()))]

@@ -218,10 +218,10 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
     encoder = RecurrentEncoder(
         d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
     ).to(device)
-    flops_per_token = per_gate_flops[cell] * n * (d + n) * directions
-    dense_gflops = dense_direction_gflops(
-        build_direction(cell, d, n, model_cfg["activation"]).to(device), d, per_gate_flops[cell] * n * (d + n)
-    )
+    direction_flops = per_gate_flops[cell] * n * (d + n)
+    flops_per_token = direction_flops * directions
+    direction = build_direction(cell, d, n, model_cfg["activation"]).to(device)
+    dense_gflops = dense_direction_gflops(direction, d, direction_flops)
     batches = split(pipe_batch_size)
     inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
     with torch.inference_mode():

@@ -34,20 +34,21 @@ def ngram_features(ngram_size: int, attr: int, weighting: str) -> Model[List[Doc
 
 def _features_forward(model: Model, docs: List[Doc], is_train: bool):
     ops, xp = model.ops, model.ops.xp
+    if not docs:
+        return (xp.zeros(0, dtype="uint64"), ops.alloc1f(0), ops.alloc1i(0)), lambda d_features: []
     keys, counts = [], []
     for doc in docs:
         unigrams = ops.asarray(doc.to_array(model.attrs["attr"]), dtype="uint64")
-        ngrams = [unigrams] + [ops.ngrams(n, unigrams) for n in range(2, model.attrs["ngram_size"] + 1) if len(doc) >= n]
-        doc_keys, doc_counts = xp.unique(xp.concatenate(ngrams), return_counts=True)
+        longer = [ops.ngrams(n, unigrams) for n in range(2, model.attrs["ngram_size"] + 1) if len(doc) >= n]
+        doc_keys, doc_counts = xp.unique(xp.concatenate([unigrams, *longer]), return_counts=True)
         keys.append(doc_keys)
         counts.append(doc_counts)
     lengths = ops.asarray1i([len(doc_keys) for doc_keys in keys])
-    weights = ops.asarray1f(xp.concatenate(counts)) if docs else ops.alloc1f(0)
+    weights = ops.asarray1f(xp.concatenate(counts))
     if model.attrs["weighting"] != "count" and len(weights):
         if model.attrs["weighting"] == "log_l2":
             weights = 1 + xp.log(weights)
         doc_of_ngram = xp.repeat(xp.arange(len(docs)), lengths)
         norms = xp.sqrt(xp.bincount(doc_of_ngram, weights=weights * weights, minlength=len(docs)))
         weights = weights / norms[doc_of_ngram].astype(weights.dtype)
-    features = (xp.concatenate(keys) if docs else ops.alloc1i(0).astype("uint64"), weights, lengths)
-    return features, lambda d_features: []
+    return (xp.concatenate(keys), weights, lengths), lambda d_features: []
