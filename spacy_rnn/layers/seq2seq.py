@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..nn.seq2seq import EncoderDecoder
 from ..vocab import BOS, EOS, PAD
 from .rnn import first_tokens, pad_rows
-from .torch_bridge import CheckedModel, TorchModuleShim
+from .torch_bridge import MODULE_THREADS, CheckedModel, TorchModuleShim, torch_threads
 
 TargetIds = List[List[int]]  # one list per Doc, ending with EOS
 Seq2SeqInput = Tuple[List[Doc], TargetIds]
@@ -157,10 +157,11 @@ def generate(
     vectors = first_tokens(model.get_ref("tok2vec").predict(list(docs)), model.attrs["max_source_length"])
     (flat, lengths), _ = _source_input(encoder_decoder, vectors, is_train=False)
     module.eval()
-    ids, sources = module.generate(
-        flat, lengths, bos=BOS, eos=EOS, banned=(PAD, BOS), max_length=max_length,
-        beam_size=beam_size, length_penalty=length_penalty,
-    )
+    with torch_threads(MODULE_THREADS):
+        ids, sources = module.generate(
+            flat, lengths, bos=BOS, eos=EOS, banned=(PAD, BOS), max_length=max_length,
+            beam_size=beam_size, length_penalty=length_penalty,
+        )
     ids_rows = ids.cpu().tolist()
     sources_rows = sources.cpu().tolist() if sources is not None else [None] * len(ids_rows)
     return [Generation(row, source_row) for row, source_row in zip(ids_rows, sources_rows)]

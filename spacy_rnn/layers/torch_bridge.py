@@ -8,8 +8,9 @@ never saved, and saved weights are checked whole (readable, float arrays, the
 settings of the config) before anything is loaded.
 """
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy
 import srsly
@@ -28,6 +29,29 @@ def _one_thread_in_forked_child() -> None:
 
 os.register_at_fork(after_in_child=_one_thread_in_forked_child)
 
+# Intra-op torch threads while a spacy-rnn module computes, forward and
+# backward. One, by measurement (project/scripts/bench_speed.py, docs/performance.md):
+# a recurrent step is a few small matrix products, too small to split well,
+# and with two or more OpenMP threads every step ends in a barrier that
+# spin-waits; when another process holds a core, each step then waits for a
+# time slice and training ran up to 10x slower. One thread never waits.
+MODULE_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n_threads: int) -> Iterator[None]:
+    """Run torch on n_threads intra-op threads inside the block, and give the
+    caller back its own thread count afterwards."""
+    before = torch.get_num_threads()
+    if before == n_threads:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 class TorchModuleShim(PyTorchShim):
     """A PyTorchShim whose module is created later, by `build(**kwargs)`.
@@ -44,6 +68,18 @@ class TorchModuleShim(PyTorchShim):
     @property
     def module(self) -> Optional[torch.nn.Module]:
         return self._model
+
+    def __call__(self, inputs: Any, is_train: bool) -> Tuple[Any, Callable]:
+        """The module's output and backprop callback, each computed on
+        MODULE_THREADS torch threads."""
+        with torch_threads(MODULE_THREADS):
+            output, backprop = super().__call__(inputs, is_train)
+
+        def backprop_on_module_threads(d_output: Any) -> Any:
+            with torch_threads(MODULE_THREADS):
+                return backprop(d_output)
+
+        return output, backprop_on_module_threads
 
     def build(self, **kwargs: Any) -> torch.nn.Module:
         self.cfg = dict(kwargs)
