@@ -10,27 +10,34 @@ SCRIPT = REPO / "project" / "scripts" / "bench_speed.py"
 
 
 def test_speed_benchmark_smoke(shared_data, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- bench-speed:start -->\nold\n<!-- bench-speed:end -->\noutro\n")
-    systems = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)"]
+    doc = tmp_path / "performance.md"
+    doc.write_text("intro\n<!-- bench-speed:start -->\nold\n<!-- bench-speed:end -->\noutro\n")
+    systems = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)", "fastText (1 thread, bigrams, dim 50)"]
+    texts = [shared_data / "stars" / "sst5" / "sst5_train.jsonl", shared_data / "stars" / "marc_en" / "marc_en_train.jsonl"]
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--texts", str(shared_data / "stars" / "marc_en" / "marc_en_train.jsonl"),
-         "--n-docs", "60",
-         "--batch-size", "16", "--pipe-batch-size", "32",
-         "--repeats", "1", "--systems", *systems, "--out", str(tmp_path / "speed"), "--readme", str(readme)],
+        [sys.executable, str(SCRIPT), *[arg for path in texts for arg in ("--texts", str(path))], "--n-docs", "60",
+         "--batch-size", "16", "--pipe-batch-size", "32", "--repeats", "1", "--load", "0", "--load", "1",
+         *[arg for system in systems for arg in ("--system", system)], "--out", str(tmp_path / "speed"),
+         "--doc", str(doc)],
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "speed.json").read_text())
-    assert [row["system"] for row in figures["rows"]] == systems
-    for row in figures["rows"]:
-        assert row["words"] > 1000 and row["train_wps"] > 0 and row["pipe_wps"] > 0 and row["peak_rss_mb"] > 0
-    for row in figures["roofline"]:
-        assert 0 < row["infer_gflops"] < row["matmul_gflops"] * 1.5
-        assert 0 < row["dense_gflops"] < row["matmul_gflops"] * 1.5
-    text = readme.read_text()
+    assert [result["name"] for result in figures["results"]] == ["sst5", "marc_en"]
+    for table in figures["results"]:
+        assert sorted(table["rows"]) == ["0", "1"]  # idle, one busy process
+        for rows in table["rows"].values():
+            assert [row["system"] for row in rows] == systems
+            for row in rows:
+                assert row["docs"] == 60 and row["words"] > 500
+                assert row["train_wps"] > 0 and row["pipe_wps"] > 0 and row["train_words_per_cpu_s"] > 0
+        for row in table["roofline"]:
+            assert 0 < row["infer_gflops"] < row["matmul_gflops_one_thread"] * 1.5
+            assert 0 < row["dense_gflops"] < row["matmul_gflops_one_thread"] * 1.5
+    text = doc.read_text()
     assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
-    assert "| spacy-rnn LSTM (textcat_lstm.cfg) |" in text and "Ratios" in text
+    assert "| spacy-rnn LSTM (textcat_lstm.cfg) |" in text and "#### sst5: 60 texts" in text
+    assert "training words/s, 1 busy process" in text
 
 
 def test_accuracy_table_compares_the_best_config_with_the_best_baseline(monkeypatch):

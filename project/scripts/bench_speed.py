@@ -1,18 +1,22 @@
-"""Speed benchmark: spacy-rnn text classifiers against spaCy's built-in ones,
-every row measured in the same run on the same texts and batches.
+"""Speed benchmark: spacy-rnn text classifiers against spaCy's built-in ones
+and fastText, every row measured in the same run on the same texts and batches,
+on an idle machine and beside busy processes.
 
-For each system, in a fresh subprocess (so that peak memory is its own):
-training words/s (nlp.update over one epoch, pre-tokenized, batches of
---batch-size Docs), inference words/s with `nlp.pipe` (tokenizer included)
-and with the model alone (batches of --pipe-batch-size Docs), and peak
-resident memory. Then a roofline line:
-the machine's fp32 matrix-product rate against the FLOPs the RNN does.
-With --gpu-id, every system and the roofline run on that GPU
+For each set of texts (e.g. short SST-5 sentences and MARC-en reviews) and
+each load (0, 1, 2 other processes that keep a core busy: `while True: pass`),
+each system runs in a fresh subprocess (so that peak memory is its own), the
+systems interleaved and repeated: training words/s and words per CPU-second
+(nlp.update over one epoch, pre-tokenized, batches of --batch-size Docs),
+inference words/s with `nlp.pipe` (tokenizer included) and with the model
+alone (batches of --pipe-batch-size Docs), and peak resident memory. fastText
+trains one epoch on one thread on the same texts. Then, on the idle machine, a
+roofline line: the machine's fp32 matrix-product rate against the FLOPs the
+RNN does. With --gpu-id, every system and the roofline run on that GPU
 (spacy.require_gpu), as `spacy train --gpu-id` would.
 
-    python project/scripts/bench_speed.py --texts ../shared/data/stars/marc_en/marc_en_train.jsonl --out bench/speed
+    python project/scripts/bench_speed.py --texts ../shared/data/stars/sst5/sst5_train.jsonl \
+        --texts ../shared/data/stars/marc_en/marc_en_train.jsonl --out metrics/bench/speed
 """
-import argparse
 import json
 import os
 import platform
@@ -20,9 +24,13 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List, Optional
+
+import typer
 
 from common import write_between_markers, write_json, write_text
 
@@ -58,6 +66,8 @@ SPACY_SYSTEMS = {
         },
     },
 }
+FASTTEXT = "fastText (1 thread, bigrams, dim 50)"
+FASTTEXT_EPOCHS = 5  # its own default; one epoch of a few thousand texts would time mostly its set-up
 RNN_SYSTEMS = {
     "spacy-rnn LSTM (textcat_lstm.cfg)": "textcat_lstm.cfg",
     "spacy-rnn GRU (textcat_gru.cfg)": "textcat_gru.cfg",
@@ -65,6 +75,9 @@ RNN_SYSTEMS = {
     "spacy-rnn LSTM + bigram NgramLinear (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
     "spacy-rnn LSTM w64 + bigram NgramLinear (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
 }
+DEFAULT_SYSTEM = "spacy-rnn LSTM w64 + bigram NgramLinear (textcat_ensemble_lstm_w64.cfg)"  # project.yml's default
+TARGETS = ["spaCy TextCatEnsemble.v2 (default textcat)", "spaCy TorchBiLSTMEncoder w128 + TextCatReduce"]
+LOADS = {0: "idle", 1: "1 busy process", 2: "2 busy processes"}
 
 
 def read_texts(path: Path, n_docs: int) -> List[str]:
@@ -123,11 +136,11 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
     nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up: one-time lazy imports and allocations
     list(nlp.pipe(texts[:pipe_batch_size], batch_size=pipe_batch_size))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for batch in batches:
         nlp.update(batch, sgd=optimizer, drop=0.1)
     synchronize()
-    train_s = time.perf_counter() - start
+    train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
 
     start = time.perf_counter()
     for _ in nlp.pipe(texts, batch_size=pipe_batch_size):
@@ -142,12 +155,43 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     model_s = time.perf_counter() - start
     return {
         "system": system,
+        "docs": len(docs),
         "words": n_words,
         "train_wps": n_words / train_s,
+        "train_words_per_cpu_s": n_words / train_cpu_s,
         "pipe_wps": n_words / pipe_s,
         "model_wps": n_words / model_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch_threads": torch.get_num_threads(),
+    }
+
+
+def measure_fasttext(texts: List[str]) -> Dict:
+    """fastText's supervised classifier on the same texts and labels:
+    FASTTEXT_EPOCHS epochs on one thread (training rates count the words of
+    every epoch), then predictions for every text. Words are counted with
+    spaCy's tokenizer, as for the other rows."""
+    import fasttext
+    import spacy
+
+    n_words = sum(len(doc) for doc in spacy.blank("en").tokenizer.pipe(texts))
+    lines = [" ".join(text.lower().split()) for text in texts]
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "train.txt"
+        train_file.write_text("".join(f"__label__{LABELS[i % 5]} {line}\n" for i, line in enumerate(lines)))
+        start, cpu_start = time.perf_counter(), time.process_time()
+        model = fasttext.train_supervised(
+            str(train_file), epoch=FASTTEXT_EPOCHS, dim=50, wordNgrams=2, thread=1, verbose=0
+        )
+        train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+    start = time.perf_counter()
+    model.predict(lines)
+    pipe_s = time.perf_counter() - start
+    return {
+        "system": FASTTEXT, "docs": len(texts), "words": n_words,
+        "train_wps": n_words * FASTTEXT_EPOCHS / train_s,
+        "train_words_per_cpu_s": n_words * FASTTEXT_EPOCHS / train_cpu_s, "pipe_wps": n_words / pipe_s, "model_wps": n_words / pipe_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_threads": 0,
     }
 
 
@@ -202,7 +246,10 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
     import torch
     from spacy.util import load_config
 
+    from spacy_rnn.layers.torch_bridge import MODULE_THREADS
     from spacy_rnn.nn.recurrent import RecurrentEncoder, build_direction
+
+    torch.set_num_threads(MODULE_THREADS)  # as the modules run inside spacy-rnn's layers
 
     nlp = spacy.blank("en")
     lengths = [len(doc) for doc in nlp.tokenizer.pipe(texts)]
@@ -246,13 +293,26 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
     }
 
 
-def run_in_subprocess(system: str, args, roofline: bool = False) -> Dict:
+@contextmanager
+def busy_processes(n: int) -> Iterator[None]:
+    """n other processes that each keep a core busy while the block runs."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5 if n else 0)
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+
+
+def run_in_subprocess(system: str, texts: Path, args: Dict, roofline: bool = False) -> Dict:
     """One row (or, with roofline, one roofline row) measured in a fresh process."""
     cmd = [
-        sys.executable, __file__, "--one", system, *(["--roofline"] if roofline else []),
-        "--texts", str(args.texts), "--n-docs", str(args.n_docs),
-        "--batch-size", str(args.batch_size), "--pipe-batch-size", str(args.pipe_batch_size),
-        "--threads", str(args.threads), "--gpu-id", str(args.gpu_id),
+        sys.executable, __file__, "--one", system, *(["--roofline-row"] if roofline else []),
+        "--texts", str(texts), "--n-docs", str(args["n_docs"]),
+        "--batch-size", str(args["batch_size"]), "--pipe-batch-size", str(args["pipe_batch_size"]),
+        "--threads", str(args["threads"]), "--gpu-id", str(args["gpu_id"]),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -265,116 +325,202 @@ def median_rows(runs: List[Dict]) -> Dict:
     return {**runs[0], **{k: statistics.median(run[k] for run in runs) for k in keys}}
 
 
-def markdown(rows: List[Dict], roofline: List[Dict], machine: Dict) -> str:
+def speed_table(rows: Dict[int, List[Dict]]) -> List[str]:
+    """Training and inference words/s of every system, one column per load."""
+    loads = list(rows)
     lines = [
-        f"Machine: {machine['cpu']} · {machine['cores']} cores · run on {machine['device']} · "
-        f"torch threads {machine['torch_threads']} · "
-        f"{machine['n_docs']:,} reviews ({machine['words']:,} words) · training batches of {machine['batch_size']} "
-        f"Docs, inference batches of {machine['pipe_batch_size']} · median of {machine['repeats']} runs",
-        "",
-        "| system | training words/s | inference words/s (nlp.pipe) | model-only words/s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
+        "| system | " + " | ".join(f"training words/s, {LOADS[load]}" for load in loads)
+        + " | " + " | ".join(f"nlp.pipe words/s, {LOADS[load]}" for load in loads)
+        + " | training words per CPU-second (idle) | model-only words/s (idle) | peak RSS MB |",
+        "|---|" + "---:|" * (2 * len(loads) + 3),
     ]
-    for row in rows:
+    for i, row in enumerate(rows[loads[0]]):
+        per_load = [rows[load][i] for load in loads]
         lines.append(
-            f"| {row['system']} | {row['train_wps']:,.0f} | {row['pipe_wps']:,.0f} | "
-            f"{row['model_wps']:,.0f} | {row['peak_rss_mb']:,.0f} |"
+            f"| {row['system']} | " + " | ".join(f"{r['train_wps']:,.0f}" for r in per_load) + " | "
+            + " | ".join(f"{r['pipe_wps']:,.0f}" for r in per_load)
+            + f" | {row['train_words_per_cpu_s']:,.0f} | {row['model_wps']:,.0f} | {row['peak_rss_mb']:,.0f} |"
         )
-    builtins = [row for row in rows if row["system"] in SPACY_SYSTEMS]
-    ours = [row for row in rows if row["system"] in RNN_SYSTEMS]
-    lines += ["", "Ratios, spacy-rnn / spaCy built-in (training · nlp.pipe inference):", ""]
-    lines += ["| spacy-rnn | " + " | ".join(row["system"] for row in builtins) + " |"]
-    lines += ["|---|" + "---:|" * len(builtins)]
-    for row in ours:
-        cells = [
-            f"{row['train_wps'] / b['train_wps']:.2f}× · {row['pipe_wps'] / b['pipe_wps']:.2f}×" for b in builtins
-        ]
-        lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def ratio_table(rows: Dict[int, List[Dict]]) -> List[str]:
+    """spacy-rnn against the target systems, per load: training · nlp.pipe."""
+    loads = list(rows)
+    by_name = {load: {row["system"]: row for row in load_rows} for load, load_rows in rows.items()}
+    targets = [name for name in TARGETS if name in by_name[loads[0]]]
+    ours = [name for name in by_name[loads[0]] if name in RNN_SYSTEMS]
+    if not targets or not ours:
+        return []
+    header = [f"{LOADS[load]}: vs {target}" for load in loads for target in targets]
+    lines = [
+        "Ratios, spacy-rnn / spaCy built-in, measured side by side at each load (training · nlp.pipe):",
         "",
-        f"Roofline: fp32 {machine['matmul_size']}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
-        f"on this machine. "
+        "| spacy-rnn | " + " | ".join(header) + " |",
+        "|---|" + "---:|" * len(header),
+    ]
+    for name in ours:
+        cells = []
+        for load in loads:
+            row = by_name[load][name]
+            for target in targets:
+                base = by_name[load][target]
+                cells.append(f"{row['train_wps'] / base['train_wps']:.2f}× · {row['pipe_wps'] / base['pipe_wps']:.2f}×")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def fasttext_line(rows: List[Dict]) -> List[str]:
+    by_name = {row["system"]: row for row in rows}
+    if FASTTEXT not in by_name or DEFAULT_SYSTEM not in by_name:
+        return []
+    ours, theirs = by_name[DEFAULT_SYSTEM]["train_words_per_cpu_s"], by_name[FASTTEXT]["train_words_per_cpu_s"]
+    return [
+        f"Training words per CPU-second on the idle machine: the default config {ours:,.0f}, fastText "
+        f"{theirs:,.0f} ({theirs / ours:.1f}× the default config's)."
+    ]
+
+
+def roofline_table(roofline: List[Dict], matmul_size: int) -> List[str]:
+    one_thread = roofline[0]["matmul_gflops_one_thread"]
+    lines = [
+        f"Roofline (idle machine): fp32 {matmul_size}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
+        f"on all cores, {one_thread:.0f} GFLOP/s on one thread, the ceiling of a module on spacy-rnn's thread "
+        "policy: the shares below are of that one. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×. "
-        "Each module is timed alone in its own process (median of 3 interleaved runs), on the pipe batches "
-        "as they come (variable lengths, chunks padded, both directions); "
-        "the last column is one direction of the same layer on a dense batch, the most that shape allows.",
+        "Each module is timed alone in its own process (median of interleaved runs), on the pipe batches "
+        "as they come (variable lengths, chunks padded, both directions), on one torch thread; the last column is one direction of the same layer on a dense batch, the most that "
+        "shape allows.",
         "",
         "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
         "| training GFLOP/s (share) | one direction, dense 16×100 batch, GFLOP/s (share) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in roofline:
-        ceiling = row["matmul_gflops"]
+        ceiling = row["matmul_gflops_one_thread"]
         lines.append(
             f"| {row['system']} | {row['flops_per_token']:,} | {row['infer_tokens_per_s']:,.0f} | "
             f"{row['infer_gflops']:.1f} ({row['infer_gflops'] / ceiling:.0%}) | {row['train_tokens_per_s']:,.0f} | "
             f"{row['train_gflops']:.1f} ({row['train_gflops'] / ceiling:.0%}) | "
             f"{row['dense_gflops']:.1f} ({row['dense_gflops'] / ceiling:.0%}) |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=Path, default=REPO.parent / "shared" / "data" / "stars" / "marc_en" /
-                        "marc_en_train.jsonl", help="a JSONL file with a 'text' field")
-    parser.add_argument("--n-docs", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=64, help="Docs per training batch")
-    parser.add_argument("--pipe-batch-size", type=int, default=256, help="Docs per inference batch")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--systems", nargs="*", default=None, help="names to run (default: all)")
-    parser.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
-    parser.add_argument("--readme", type=Path, default=None, help="replace the speed tables in this README")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="run on this GPU (default -1: the CPU)")
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--roofline", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def markdown(results: List[Dict], machine: Dict) -> str:
+    lines = [
+        f"Machine: {machine['cpu']} · {machine['cores']} cores · run on {machine['device']} · torch threads "
+        f"{machine['torch_threads']} (spacy-rnn's modules compute on one) · training batches of "
+        f"{machine['batch_size']} Docs, inference batches of {machine['pipe_batch_size']} · median of "
+        f"{machine['repeats']} interleaved runs · commit {machine['commit']}",
+    ]
+    for result in results:
+        rows = {int(load): load_rows for load, load_rows in result["rows"].items()}
+        first = rows[min(rows)]
+        lines += [
+            "", f"#### {result['name']}: {first[0]['docs']:,} texts, {first[0]['words']:,} words "
+            f"({first[0]['words'] / first[0]['docs']:.1f} per text)", "",
+        ]
+        lines += speed_table(rows) + [""] + ratio_table(rows)
+        lines += [""] + fasttext_line(rows[min(rows)])
+        if result.get("roofline"):
+            lines += [""] + roofline_table(result["roofline"], machine["matmul_size"])
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def texts_name(path: Path) -> str:
+    return path.stem.replace("_train", "")
+
+
+def git_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    return result.stdout.strip() or "unknown"
+
+
+def main(
+    texts: List[Path] = typer.Option(
+        [REPO.parent / "shared" / "data" / "stars" / "sst5" / "sst5_train.jsonl",
+         REPO.parent / "shared" / "data" / "stars" / "marc_en" / "marc_en_train.jsonl"],
+        help="JSONL files with a 'text' field, one table each (repeat the option)",
+    ),
+    n_docs: int = typer.Option(3000, help="texts read from each file"),
+    batch_size: int = typer.Option(64, help="Docs per training batch"),
+    pipe_batch_size: int = typer.Option(256, help="Docs per inference batch"),
+    threads: int = typer.Option(0, help="torch threads of the process (0: torch's default)"),
+    repeats: int = typer.Option(3, help="interleaved runs per system; the tables show medians"),
+    loads: List[int] = typer.Option([0, 1, 2], "--load", help="busy processes beside the systems (repeat)"),
+    systems: Optional[List[str]] = typer.Option(None, "--system", help="systems to run (repeat; default: all)"),
+    roofline: bool = typer.Option(True, help="time the RNN modules alone on the idle machine"),
+    out: Optional[Path] = typer.Option(None, help="write <out>.json and <out>.md"),
+    doc: Optional[Path] = typer.Option(None, help="replace the tables between the bench-speed markers of this file"),
+    gpu_id: int = typer.Option(-1, help="run on this GPU (default -1: the CPU)"),
+    one: Optional[str] = typer.Option(None, hidden=True),
+    roofline_one: bool = typer.Option(False, "--roofline-row", hidden=True),
+) -> None:
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    texts = read_texts(args.texts, args.n_docs)
-    device = "cpu" if args.gpu_id < 0 else f"cuda:{args.gpu_id}"
-    if args.one and args.roofline:
-        print(json.dumps(roofline_row(args.one, texts, args.batch_size, args.pipe_batch_size, device)))
-        return
-    if args.one:
-        print(json.dumps(measure(args.one, texts, args.batch_size, args.pipe_batch_size, args.gpu_id)))
+    from spacy_rnn.layers.torch_bridge import MODULE_THREADS, torch_threads
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = "cpu" if gpu_id < 0 else f"cuda:{gpu_id}"
+    if one:  # a child process: one system on one file
+        sample = read_texts(texts[0], n_docs)
+        if roofline_one:
+            print(json.dumps(roofline_row(one, sample, batch_size, pipe_batch_size, device)))
+        elif one == FASTTEXT:
+            print(json.dumps(measure_fasttext(sample)))
+        else:
+            print(json.dumps(measure(one, sample, batch_size, pipe_batch_size, gpu_id)))
         return
     from tqdm import tqdm
 
-    systems = args.systems or [*SPACY_SYSTEMS, *RNN_SYSTEMS]
-    jobs = [(system, repeat) for repeat in range(args.repeats) for system in systems]  # interleaved runs
-    runs: Dict[str, List[Dict]] = {system: [] for system in systems}
-    for system, _ in tqdm(jobs, desc="systems × repeats"):
-        runs[system].append(run_in_subprocess(system, args))
-    rows = [median_rows(runs[system]) for system in systems]
-    ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
-    roofline_runs: Dict[str, List[Dict]] = {system: [] for system in RNN_SYSTEMS}
-    for system, _ in tqdm([(system, r) for r in range(args.repeats) for system in RNN_SYSTEMS], desc="roofline"):
-        roofline_runs[system].append(run_in_subprocess(system, args, roofline=True))
-    roofline = [{**median_rows(runs), "matmul_gflops": ceiling} for runs in roofline_runs.values()]
+    args = {"n_docs": n_docs, "batch_size": batch_size, "pipe_batch_size": pipe_batch_size, "threads": threads,
+            "gpu_id": gpu_id}
+    names = systems or [*SPACY_SYSTEMS, *RNN_SYSTEMS, *([FASTTEXT] if gpu_id < 0 else [])]
+    results = []
+    for path in texts:
+        result = {"name": texts_name(path), "path": str(path), "n_docs": n_docs, "rows": {}}
+        for load in loads:
+            runs: Dict[str, List[Dict]] = {name: [] for name in names}
+            with busy_processes(load):
+                jobs = [name for _ in range(repeats) for name in names]  # interleaved runs
+                for name in tqdm(jobs, desc=f"{result['name']}, {LOADS[load]}"):
+                    runs[name].append(run_in_subprocess(name, path, args))
+            result["rows"][load] = [median_rows(runs[name]) for name in names]
+        ours = [name for name in names if name in RNN_SYSTEMS]
+        if roofline and ours:
+            ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
+            with torch_threads(MODULE_THREADS):
+                one_thread = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
+            roofline_runs: Dict[str, List[Dict]] = {name: [] for name in ours}
+            jobs = [name for _ in range(repeats) for name in ours]
+            for name in tqdm(jobs, desc=f"{result['name']}, roofline"):
+                roofline_runs[name].append(run_in_subprocess(name, path, args, roofline=True))
+            result["roofline"] = [
+                {**median_rows(runs), "matmul_gflops": ceiling, "matmul_gflops_one_thread": one_thread}
+                for runs in roofline_runs.values()
+            ]
+        results.append(result)
     machine = {
         "cpu": platform.processor() or platform.machine(),
         "device": "CPU" if device == "cpu" else torch.cuda.get_device_name(device),
         "matmul_size": matmul_size(device),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "n_docs": len(texts),
-        "words": rows[0]["words"],
-        "batch_size": args.batch_size,
-        "pipe_batch_size": args.pipe_batch_size,
-        "repeats": args.repeats,
+        "batch_size": batch_size,
+        "pipe_batch_size": pipe_batch_size,
+        "repeats": repeats,
+        "commit": git_commit(),
     }
-    report = markdown(rows, roofline, machine)
+    report = markdown(results, machine)
     print(report)
-    if args.out:
-        write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows, "roofline": roofline})
-        write_text(args.out.with_suffix(".md"), report)
-    if args.readme:
-        write_between_markers(args.readme, "bench-speed", report)
+    if out:
+        write_json(out.with_suffix(".json"), {"machine": machine, "results": results})
+        write_text(out.with_suffix(".md"), report)
+    if doc:
+        write_between_markers(doc, "bench-speed", report)
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)

@@ -33,22 +33,32 @@ def ngram_features(ngram_size: int, attr: int, weighting: str) -> Model[List[Doc
 
 
 def _features_forward(model: Model, docs: List[Doc], is_train: bool):
+    """The whole batch at once: every n-gram of the concatenated Docs that
+    does not cross a Doc boundary, then one sort by (Doc, key) to count them."""
     ops, xp = model.ops, model.ops.xp
     if not docs:
         return (xp.zeros(0, dtype="uint64"), ops.alloc1f(0), ops.alloc1i(0)), lambda d_features: []
-    keys, counts = [], []
-    for doc in docs:
-        unigrams = ops.asarray(doc.to_array(model.attrs["attr"]), dtype="uint64")
-        longer = [ops.ngrams(n, unigrams) for n in range(2, model.attrs["ngram_size"] + 1) if len(doc) >= n]
-        doc_keys, doc_counts = xp.unique(xp.concatenate([unigrams, *longer]), return_counts=True)
-        keys.append(doc_keys)
-        counts.append(doc_counts)
-    lengths = ops.asarray1i([len(doc_keys) for doc_keys in keys])
-    weights = ops.asarray1f(xp.concatenate(counts))
+    doc_lengths = xp.asarray([len(doc) for doc in docs])
+    unigrams = ops.asarray(xp.concatenate([doc.to_array(model.attrs["attr"]) for doc in docs]), dtype="uint64")
+    doc_of_token = xp.repeat(xp.arange(len(docs)), doc_lengths)
+    keys, doc_of_key = [unigrams], [doc_of_token]
+    for n in range(2, model.attrs["ngram_size"] + 1):
+        if len(unigrams) >= n:
+            within_doc = doc_of_token[: len(unigrams) - n + 1] == doc_of_token[n - 1 :]
+            keys.append(ops.ngrams(n, unigrams)[within_doc])
+            doc_of_key.append(doc_of_token[: len(unigrams) - n + 1][within_doc])
+    keys, doc_of_key = xp.concatenate(keys), xp.concatenate(doc_of_key)
+    order = xp.lexsort((keys, doc_of_key))
+    keys, doc_of_key = keys[order], doc_of_key[order]
+    first = xp.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (doc_of_key[1:] != doc_of_key[:-1])
+    starts = xp.flatnonzero(first)
+    weights = ops.asarray1f(xp.diff(xp.append(starts, len(keys))))  # counts
+    doc_of_ngram = doc_of_key[starts]
+    lengths = ops.asarray1i(xp.bincount(doc_of_ngram, minlength=len(docs)))
     if model.attrs["weighting"] != "count" and len(weights):
         if model.attrs["weighting"] == "log_l2":
             weights = 1 + xp.log(weights)
-        doc_of_ngram = xp.repeat(xp.arange(len(docs)), lengths)
         norms = xp.sqrt(xp.bincount(doc_of_ngram, weights=weights * weights, minlength=len(docs)))
         weights = weights / norms[doc_of_ngram].astype(weights.dtype)
-    return (xp.concatenate(keys), weights, lengths), lambda d_features: []
+    return (keys[starts], weights, lengths), lambda d_features: []
