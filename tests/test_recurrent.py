@@ -184,3 +184,22 @@ def states_and_gradients(encoder, flat, lengths):
     states, finals = encoder(inputs, lengths)
     (states.square().sum() + finals.sum()).backward()
     return [t.detach().cpu().clone() for t in (states, finals, inputs.grad, *(p.grad for p in encoder.parameters()))]
+
+
+@pytest.mark.parametrize("cell,activation", [("lstm", "sigmoid"), ("gru", "sigmoid"), ("rnn", "sigmoid"), ("rnn", "tanh")])
+def test_concurrent_directions_change_neither_states_nor_gradients(cell, activation):
+    """Both directions at once (the backward one on a second thread, forward
+    and backward pass) give what one direction after the other gives, and so
+    does inference without gradients."""
+    torch.manual_seed(0)
+    lengths = [5, 0, 17, 1, 9, 17, 3] * 3
+    encoder = RecurrentEncoder(6, 8, cell=cell, activation=activation, bidirectional=True, depth=2)
+    flat = torch.randn(sum(lengths), 6)
+    results = []
+    for allowed in (False, True):
+        with recurrent.concurrent_directions(allowed):
+            results.append(states_and_gradients(encoder, flat, lengths))
+            with torch.no_grad():
+                results.append([t.clone() for t in encoder(flat, lengths)])
+    for one_after_the_other, at_once in zip(results[0] + results[1], results[2] + results[3]):
+        torch.testing.assert_close(at_once, one_after_the_other, atol=1e-6, rtol=1e-6)

@@ -1,6 +1,8 @@
 """spacy-rnn's thread policy: its torch modules compute on MODULE_THREADS
 torch threads in training, inference, seq2seq decoding, nlp.pipe workers and
 Dask workers, and the caller's own thread count is what it was afterwards."""
+import threading
+
 import pytest
 import spacy
 import torch
@@ -101,6 +103,35 @@ def test_nlp_pipe_workers_use_the_policy(user_threads, seen):
     assert all(doc._.rnn_threads == [MODULE_THREADS] for doc in docs)
     assert seen == []  # nothing ran in this process
     assert torch.get_num_threads() == USER_THREADS
+
+
+@pytest.mark.parametrize("caller_threads,second_thread", [(2, True), (1, False)])
+def test_directions_run_at_once_only_when_the_caller_allows_two_threads(monkeypatch, caller_threads, second_thread):
+    """With two or more torch threads (torch's default on 2+ cores) the
+    backward direction runs on a second thread, in training and inference;
+    with one (a Dask or nlp.pipe worker, or the user's choice), everything
+    runs on the caller's thread."""
+    nlp = make_pipeline()
+    threads_seen = []
+    run = recurrent.ChunkedBatch.run
+
+    def recording_run(self, network, flat, backward):
+        threads_seen.append((backward, threading.current_thread() is threading.main_thread()))
+        return run(self, network, flat, backward)
+
+    monkeypatch.setattr(recurrent.ChunkedBatch, "run", recording_run)
+    before = torch.get_num_threads()
+    torch.set_num_threads(caller_threads)
+    try:
+        reference = nlp.make_doc("good film")
+        reference.cats = {"POS": 1.0, "NEG": 0.0}
+        nlp.update([Example(nlp.make_doc("good film"), set_target(reference, "good"))])
+        list(nlp.pipe(TEXTS[:20], batch_size=8))
+        assert torch.get_num_threads() == caller_threads
+    finally:
+        torch.set_num_threads(before)
+    assert {on_main for backward, on_main in threads_seen if not backward} == {True}
+    assert {on_main for backward, on_main in threads_seen if backward} == {not second_thread}
 
 
 PROBE = """

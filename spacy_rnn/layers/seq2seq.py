@@ -18,7 +18,7 @@ from thinc.types import Floats2d
 from ..nn.seq2seq import EncoderDecoder
 from ..vocab import BOS, EOS, PAD
 from .rnn import first_tokens, pad_rows
-from .torch_bridge import MODULE_THREADS, CheckedModel, TorchModuleShim, torch_threads
+from .torch_bridge import CheckedModel, TorchModuleShim, module_threads
 
 TargetIds = List[List[int]]  # one list per Doc, ending with EOS
 Seq2SeqInput = Tuple[List[Doc], TargetIds]
@@ -157,7 +157,7 @@ def generate(
     vectors = first_tokens(model.get_ref("tok2vec").predict(list(docs)), model.attrs["max_source_length"])
     (flat, lengths), _ = _source_input(encoder_decoder, vectors, is_train=False)
     module.eval()
-    with torch_threads(MODULE_THREADS):
+    with module_threads():
         ids, sources = module.generate(
             flat, lengths, bos=BOS, eos=EOS, banned=(PAD, BOS), max_length=max_length,
             beam_size=beam_size, length_penalty=length_penalty,

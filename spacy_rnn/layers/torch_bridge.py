@@ -18,6 +18,8 @@ import torch
 from thinc.api import Model, Optimizer, get_torch_default_device, torch2xp, xp2torch
 from thinc.shims import PyTorchShim
 
+from ..nn.recurrent import concurrent_directions
+
 
 def _one_thread_in_forked_child() -> None:
     """nlp.pipe(n_process=N) forks workers. One torch thread each, because
@@ -29,12 +31,15 @@ def _one_thread_in_forked_child() -> None:
 
 os.register_at_fork(after_in_child=_one_thread_in_forked_child)
 
-# Intra-op torch threads while a spacy-rnn module computes, forward and
-# backward. One, by measurement (project/scripts/bench_speed.py, docs/performance.md):
-# a recurrent step is a few small matrix products, too small to split well,
-# and with two or more OpenMP threads every step ends in a barrier that
-# spin-waits; when another process holds a core, each step then waits for a
-# time slice and training ran up to 10x slower. One thread never waits.
+# The thread policy, by measurement (project/scripts/bench_speed.py,
+# docs/performance.md). A recurrent step is a few small matrix products, too
+# small to split well: with two or more intra-op threads every step ends in an
+# OpenMP barrier that spin-waits, and when another process holds a core each
+# step waits for a time slice (training ran up to 10x slower). So spacy-rnn's
+# modules compute on one intra-op thread, forward and backward; where the
+# caller lets torch use two or more threads, the two directions of a
+# bidirectional layer run at once, one long task per thread, which never
+# spin-waits either. The caller's own thread count is restored after each call.
 MODULE_THREADS = 1
 
 
@@ -51,6 +56,13 @@ def torch_threads(n_threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def module_threads() -> Iterator[None]:
+    """The thread policy for spacy-rnn's torch modules (see above)."""
+    with concurrent_directions(torch.get_num_threads() > MODULE_THREADS), torch_threads(MODULE_THREADS):
+        yield
 
 
 class TorchModuleShim(PyTorchShim):
@@ -70,13 +82,13 @@ class TorchModuleShim(PyTorchShim):
         return self._model
 
     def __call__(self, inputs: Any, is_train: bool) -> Tuple[Any, Callable]:
-        """The module's output and backprop callback, each computed on
-        MODULE_THREADS torch threads."""
-        with torch_threads(MODULE_THREADS):
+        """The module's output and backprop callback, each computed under
+        the thread policy (module_threads)."""
+        with module_threads():
             output, backprop = super().__call__(inputs, is_train)
 
         def backprop_on_module_threads(d_output: Any) -> Any:
-            with torch_threads(MODULE_THREADS):
+            with module_threads():
                 return backprop(d_output)
 
         return output, backprop_on_module_threads

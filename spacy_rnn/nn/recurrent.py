@@ -8,7 +8,11 @@ real token in a recurrence: a sequence gets the same states alone as inside
 any batch, in both directions. Zero-length sequences are allowed: they
 produce no states and a final state of zeros.
 """
-from typing import List, NamedTuple, Sequence, Tuple
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -229,10 +233,96 @@ class RecurrentEncoder(nn.Module):
         for depth, directions in enumerate(self.layers):
             if depth > 0:
                 states = nn.functional.dropout(states, self.dropout, self.training)
-            outputs = [batch.run(network, states, backward=i == 1) for i, network in enumerate(directions)]
+            outputs = run_directions(batch, directions, states)
             states = torch.cat([out[0] for out in outputs], dim=1)
             finals = torch.cat([out[1] for out in outputs], dim=1)
         return states, batch.unsort(finals)
+
+
+# Both directions of a bidirectional layer at the same time: the backward
+# direction on a second thread, forward and backward pass. Each direction is
+# one long task on one intra-op thread, so nothing spin-waits: on a busy
+# machine the two tasks only share the cores that are free. Off unless the
+# caller allows it (spacy-rnn's layers do when torch may use 2+ threads).
+_allowed = threading.local()
+_second_thread: Optional[ThreadPoolExecutor] = None
+
+
+@contextmanager
+def concurrent_directions(allowed: bool) -> Iterator[None]:
+    """Inside the block, bidirectional layers on the CPU run their two
+    directions at once when `allowed` (this thread only)."""
+    before = getattr(_allowed, "value", False)
+    _allowed.value = allowed
+    try:
+        yield
+    finally:
+        _allowed.value = before
+
+
+def _forget_second_thread() -> None:
+    global _second_thread
+    _second_thread = None  # a forked child has no copy of the thread
+
+
+os.register_at_fork(after_in_child=_forget_second_thread)
+
+
+def on_second_thread(task: Callable[[], Tensor]) -> "Future":
+    """Start task on the second thread, on one intra-op torch thread, with the
+    caller's grad mode (grad mode is per thread)."""
+    global _second_thread
+    if _second_thread is None:
+        _second_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy-rnn-direction")
+    grad_enabled = torch.is_grad_enabled()
+
+    def run():
+        torch.set_num_threads(1)
+        with torch.set_grad_enabled(grad_enabled):
+            return task()
+
+    return _second_thread.submit(run)
+
+
+def run_directions(batch: ChunkedBatch, directions: nn.ModuleList, states: Tensor) -> List[Tuple[Tensor, Tensor]]:
+    """(states, final states) of each direction of a layer."""
+    if len(directions) == 1 or states.device.type != "cpu" or not getattr(_allowed, "value", False):
+        return [batch.run(network, states, backward=i == 1) for i, network in enumerate(directions)]
+    if torch.is_grad_enabled() and (states.requires_grad or any(p.requires_grad for p in directions.parameters())):
+        outputs = ConcurrentDirections.apply(states, batch, directions, *directions.parameters())
+        return [outputs[:2], outputs[2:]]
+    backward = on_second_thread(lambda: batch.run(directions[1], states, backward=True))
+    return [batch.run(directions[0], states, backward=False), backward.result()]
+
+
+class ConcurrentDirections(torch.autograd.Function):
+    """Both directions of a layer, each on its own detached copy of the input,
+    the backward one on the second thread; their backward passes run the same
+    way. The parameters get their gradients from those inner backward passes,
+    the input the sum of both copies' gradients."""
+
+    @staticmethod
+    def forward(ctx, states: Tensor, batch: ChunkedBatch, directions: nn.ModuleList, *parameters: Tensor):
+        inputs = [states.detach().requires_grad_(), states.detach().requires_grad_()]
+
+        def direction(i: int) -> Tuple[Tensor, Tensor]:
+            with torch.enable_grad():
+                return batch.run(directions[i], inputs[i], backward=i == 1)
+
+        second = on_second_thread(lambda: direction(1))
+        ctx.inputs, ctx.outputs = inputs, [direction(0), second.result()]
+        return tuple(t.detach() for output in ctx.outputs for t in output)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor):
+        def direction(i: int) -> Tensor:
+            torch.autograd.backward(ctx.outputs[i], grads[2 * i : 2 * i + 2])
+            return ctx.inputs[i].grad
+
+        second = on_second_thread(lambda: direction(1))
+        d_states = direction(0) + second.result()
+        ctx.inputs = ctx.outputs = None
+        return (d_states,) + (None,) * (len(ctx.needs_input_grad) - 1)
 
 
 POOLINGS = ("last", "mean", "max", "attention")
