@@ -160,6 +160,15 @@ def read_docbin(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
         raise DataError(f"{path}: cannot be read as a DocBin ({type(err).__name__}: {err}).") from None
 
 
+def read_docs(path: Union[str, Path], nlp: Language) -> List[Doc]:
+    """The reference Docs of a DocBin, or of the seq2seq records of a .jsonl
+    or .jsonl.gz file (read as `spacy_rnn.Seq2SeqJSONL.v1` reads them: each
+    Doc carries its target)."""
+    if Path(path).name.endswith((".jsonl", ".jsonl.gz")):
+        return [example.reference for example in create_seq2seq_reader(Path(path))(nlp)]
+    return read_docbin(path, nlp.vocab)
+
+
 def check_training_docs(kind: str, train: Tuple[str, Sequence[Doc]], dev: Tuple[str, Sequence[Doc]]) -> None:
     """Check the (name, Docs) of the training and dev splits before training,
     raising a DataError that names the split and the Doc: no Docs; for

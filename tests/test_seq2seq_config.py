@@ -12,8 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from conftest import REPO
-from spacy_rnn.corpus import seq2seq_records
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn.corpus import read_jsonl, seq2seq_docs
 
 CONFIG = REPO / "configs" / "seq2seq_titles.cfg"
 SMALL_MODEL = {
@@ -70,10 +69,8 @@ def test_spacy_train_learns_to_copy(copy_jsonl, tmp_path):
     assert meta["performance"]["s2s_rougeL"] > 0.9
     nlp = spacy.load(tmp_path / "out" / "model-best")
     assert nlp("red blue gold")._.generated.split()[0] in {"red", "blue", "gold"}
-    metrics, docbin = tmp_path / "metrics.json", DocBin(store_user_data=True)
-    for text, target in seq2seq_records(copy_jsonl):
-        docbin.add(set_target(nlp.make_doc(text), target))
-    docbin.to_disk(tmp_path / "copy.spacy")
+    metrics, records = tmp_path / "metrics.json", list(read_jsonl(copy_jsonl, required=("text", "target")))
+    DocBin(docs=seq2seq_docs(spacy.blank("en"), records), store_user_data=True).to_disk(tmp_path / "copy.spacy")
     spacy_cli("evaluate", str(tmp_path / "out" / "model-best"), str(tmp_path / "copy.spacy"), "--output", str(metrics))
     scores = json.loads(metrics.read_text())
     assert scores["s2s_rougeL"] == pytest.approx(meta["performance"]["s2s_rougeL"])
