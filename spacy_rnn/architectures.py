@@ -91,7 +91,8 @@ def build_textcat_rnn(
     nO (Optional[int]): Number of labels; inferred from the data if unset.
     """
     rnn = checked_pooled_rnn(
-        "spacy_rnn.TextCatRNN.v1", width, depth, cell, bidirectional, dropout, activation, pooling, max_length
+        "spacy_rnn.TextCatRNN.v1", tok2vec, width, depth, cell, bidirectional, dropout, activation, pooling,
+        max_length,
     )
     if exclusive_classes:
         output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
@@ -133,7 +134,9 @@ def build_textcat_rnn_ensemble(
     """
     name = "spacy_rnn.TextCatRNNEnsemble.v1"
     check_linear_model(name, linear_model, exclusive_classes)
-    rnn = checked_pooled_rnn(name, width, depth, cell, bidirectional, dropout, activation, pooling, max_length)
+    rnn = checked_pooled_rnn(
+        name, tok2vec, width, depth, cell, bidirectional, dropout, activation, pooling, max_length
+    )
     rnn_scores = chain(tok2vec, rnn, Dropout(0.0), Linear(nO=nO, nI=rnn.get_dim("nO")))
     output_layer = softmax_activation() if exclusive_classes else Logistic()
     model = TextCatChain(add(rnn_scores, linear_model), output_layer)
@@ -181,15 +184,16 @@ def build_ngram_linear(
 
 
 def checked_pooled_rnn(
-    where: str, width: int, depth: int, cell: str, bidirectional: bool, dropout: float, activation: str,
-    pooling: List[str], max_length: int,
+    where: str, tok2vec: Model, width: int, depth: int, cell: str, bidirectional: bool, dropout: float,
+    activation: str, pooling: List[str], max_length: int,
 ) -> Model[List[Floats2d], Floats2d]:
-    """PooledRNN after checking its settings."""
+    """PooledRNN over the output of tok2vec (whose width, when known, is its
+    input width), after checking its settings."""
     check_rnn_settings(where, cell, width, depth, bidirectional, dropout, activation)
     check_pooling(where, pooling)
     check_max_length(where, "max_length", max_length)
     return PooledRNN(
-        width, pooling, max_length,
+        width, pooling, max_length, nI=tok2vec.maybe_get_dim("nO"),
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
 

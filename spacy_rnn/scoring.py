@@ -7,8 +7,11 @@ and ROUGE-L F1 (the `rouge-score` package, no stemming), corpus BLEU
 collapsing whitespace. All three ignore case, as the component lowercases by
 default. Scores are fractions in [0, 1]; examples without a (non-empty)
 target are left out, and every score is None when none is left.
+`spacy_rnn.seq2seq_scorer.v2` gives the same scores under keys with a chosen
+prefix (v1's are s2s_*), so that two components in one pipeline report apart.
 """
-from typing import Dict, Iterable, Optional
+from functools import partial
+from typing import Callable, Dict, Iterable, Optional
 
 from spacy.training import Example
 from spacy.util import registry
@@ -16,12 +19,14 @@ from spacy.util import registry
 from .pipeline.targets import get_target
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
-SEQ2SEQ_SCORES = tuple(f"s2s_{name}" for name in (*ROUGE_TYPES, "bleu", "exact"))
+SCORE_NAMES = (*ROUGE_TYPES, "bleu", "exact")
 
 
-def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", **cfg) -> Dict[str, Optional[float]]:
+def seq2seq_score(
+    examples: Iterable[Example], output_attr: str = "generated", prefix: str = "s2s", **cfg
+) -> Dict[str, Optional[float]]:
     """ROUGE-1/2/L F, BLEU and exact match of generated texts against targets,
-    keyed s2s_rouge1, s2s_rouge2, s2s_rougeL, s2s_bleu, s2s_exact."""
+    keyed {prefix}_rouge1, {prefix}_rouge2, {prefix}_rougeL, {prefix}_bleu, {prefix}_exact."""
     predictions, targets = [], []
     for example in examples:
         target = get_target(example.reference)
@@ -29,7 +34,7 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
             predictions.append(example.predicted._.get(output_attr) or "")
             targets.append(target)
     if not targets:
-        return {name: None for name in SEQ2SEQ_SCORES}
+        return {f"{prefix}_{name}": None for name in SCORE_NAMES}
     # Imported here: rouge-score pulls in nltk (over a second), which plain `import spacy_rnn` should not pay.
     import sacrebleu
     from rouge_score import rouge_scorer
@@ -39,9 +44,9 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
     for prediction, target in zip(predictions, targets):
         for name, score in scorer.score(target, prediction).items():
             totals[name] += score.fmeasure
-    scores = {f"s2s_{name}": total / len(targets) for name, total in totals.items()}
-    scores["s2s_bleu"] = sacrebleu.corpus_bleu(predictions, [targets], lowercase=True).score / 100
-    scores["s2s_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
+    scores = {f"{prefix}_{name}": total / len(targets) for name, total in totals.items()}
+    scores[f"{prefix}_bleu"] = sacrebleu.corpus_bleu(predictions, [targets], lowercase=True).score / 100
+    scores[f"{prefix}_exact"] = sum(_normalize(p) == _normalize(t) for p, t in zip(predictions, targets)) / len(targets)
     return scores
 
 
@@ -52,3 +57,15 @@ def _normalize(text: str) -> str:
 @registry.scorers("spacy_rnn.seq2seq_scorer.v1")
 def make_seq2seq_scorer():
     return seq2seq_score
+
+
+@registry.scorers("spacy_rnn.seq2seq_scorer.v2")
+def make_seq2seq_scorer_v2(prefix: str = "s2s") -> Callable[..., Dict[str, Optional[float]]]:
+    """The scores of v1 keyed {prefix}_rouge1 … {prefix}_exact: give each
+    rnn_seq2seq component of a pipeline its own prefix (and set the weights
+    of its keys in [training.score_weights])."""
+    if not isinstance(prefix, str) or not prefix.isidentifier():
+        raise ValueError(
+            f"spacy_rnn.seq2seq_scorer.v2: 'prefix' must be a name such as 's2s' or 'title', got {prefix!r}."
+        )
+    return partial(seq2seq_score, prefix=prefix)

@@ -16,8 +16,8 @@ ARCHITECTURES = [
     "spacy_rnn.TextCatRNNEnsemble.v1",
 ]
 FACTORIES = ["rnn_seq2seq"]
-SCORERS = ["spacy_rnn.seq2seq_scorer.v1"]
-READERS = []
+SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2"]
+READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
 
 
 def entry_points():
@@ -42,8 +42,9 @@ def test_entry_points_pinned():
 def test_registered_names_match_entry_points():
     import spacy_rnn  # noqa: F401 - registers everything
 
-    registered = {name for name in registry.architectures.get_all() if name.startswith("spacy_rnn.")}
-    assert registered == set(ARCHITECTURES)
+    for names, table in ((ARCHITECTURES, registry.architectures), (SCORERS, registry.scorers),
+                         (READERS, registry.readers)):
+        assert {name for name in table.get_all() if name.startswith("spacy_rnn.")} == set(names)
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)

@@ -1,6 +1,7 @@
 """configs/seq2seq_titles.cfg: `spacy debug config` passes, and `spacy train`
-(no --code: entry points only) learns a copy task from DocBins whose Docs
-carry their targets."""
+(no --code: entry points only) learns a copy task from JSONL records
+{"text", "target"}, read by spacy_rnn.Seq2SeqJSONL.v1. (`spacy evaluate`
+reads DocBins only: Docs that carry their targets, see set_target.)"""
 import json
 import random
 import subprocess
@@ -11,7 +12,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from conftest import REPO
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn.corpus import read_jsonl, seq2seq_docs
 
 CONFIG = REPO / "configs" / "seq2seq_titles.cfg"
 SMALL_MODEL = {
@@ -41,37 +42,36 @@ def overrides(settings):
 
 
 @pytest.fixture(scope="module")
-def copy_docbin(tmp_path_factory):
+def copy_jsonl(tmp_path_factory):
     """40 sequences of colour words whose target is the sequence itself."""
     rng = random.Random(0)
     words = "red green blue black white pink grey gold".split()
-    nlp = spacy.blank("en")
-    docbin = DocBin(store_user_data=True)
-    for _ in range(40):
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(2, 5)))
-        docbin.add(set_target(nlp.make_doc(text), text))
-    path = tmp_path_factory.mktemp("copy") / "copy.spacy"
-    docbin.to_disk(path)
+    path = tmp_path_factory.mktemp("copy") / "copy.jsonl"
+    with path.open("w", encoding="utf8") as file_:
+        for _ in range(40):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(2, 5)))
+            file_.write(json.dumps({"text": text, "target": text}) + "\n")
     return path
 
 
-def test_debug_config_passes(copy_docbin):
-    out = spacy_cli("debug", "config", str(CONFIG), "--paths.train", str(copy_docbin), "--paths.dev", str(copy_docbin))
+def test_debug_config_passes(copy_jsonl):
+    out = spacy_cli("debug", "config", str(CONFIG), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl))
     assert "Config is valid" in out
 
 
-def test_spacy_train_learns_to_copy(copy_docbin, tmp_path):
+def test_spacy_train_learns_to_copy(copy_jsonl, tmp_path):
     settings = dict(SMALL_MODEL, **{"training.max_epochs": "40", "training.eval_frequency": "50"})
     spacy_cli(
-        "train", str(CONFIG), "--paths.train", str(copy_docbin), "--paths.dev", str(copy_docbin),
+        "train", str(CONFIG), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl),
         "--output", str(tmp_path / "out"), *overrides(settings),
     )
     meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text())
     assert meta["performance"]["s2s_rougeL"] > 0.9
     nlp = spacy.load(tmp_path / "out" / "model-best")
     assert nlp("red blue gold")._.generated.split()[0] in {"red", "blue", "gold"}
-    metrics = tmp_path / "metrics.json"
-    spacy_cli("evaluate", str(tmp_path / "out" / "model-best"), str(copy_docbin), "--output", str(metrics))
+    metrics, records = tmp_path / "metrics.json", list(read_jsonl(copy_jsonl, required=("text", "target")))
+    DocBin(docs=seq2seq_docs(spacy.blank("en"), records), store_user_data=True).to_disk(tmp_path / "copy.spacy")
+    spacy_cli("evaluate", str(tmp_path / "out" / "model-best"), str(tmp_path / "copy.spacy"), "--output", str(metrics))
     scores = json.loads(metrics.read_text())
     assert scores["s2s_rougeL"] == pytest.approx(meta["performance"]["s2s_rougeL"])
     assert set(scores) >= {"s2s_rouge1", "s2s_rouge2", "s2s_rougeL", "s2s_bleu", "s2s_exact"}

@@ -1,4 +1,4 @@
-"""Baselines on the same DocBins as spacy-rnn, written in the same metrics
+"""Baselines on the same data as spacy-rnn, written in the same metrics
 format (see evaluate.py) so the report compares like with like.
 
 textcat:
@@ -32,7 +32,7 @@ from spacy.training import Example
 
 from common import fail
 from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
-from spacy_rnn.corpus import DataError, read_docbin
+from spacy_rnn.corpus import DataError, read_docs
 from spacy_rnn.pipeline.targets import get_target
 from train import train
 
@@ -52,8 +52,8 @@ TITLE_BASELINES = {
 OUTPUT_ATTR = "generated"
 
 
-def read_docs(path: Path) -> List[Doc]:
-    return read_docbin(path, spacy.blank("en").vocab)
+def read_split(path: Path) -> List[Doc]:
+    return read_docs(path, spacy.blank("en"))
 
 
 def tfidf() -> TfidfVectorizer:
@@ -62,7 +62,7 @@ def tfidf() -> TfidfVectorizer:
 
 def tfidf_logreg(corpus: Path, out_dir: Path, stars: bool) -> Dict:
     """Fit TF-IDF + logistic regression on train, pick C on dev, score test."""
-    splits = {split: read_docs(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    splits = {split: read_split(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
     texts = {split: [doc.text for doc in docs] for split, docs in splits.items()}
     gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
     labels = list(splits["train"][0].cats)
@@ -112,7 +112,7 @@ def nearest_titles(train_texts: List[str], train_titles: List[str], texts: List[
 def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
     if not Doc.has_extension(OUTPUT_ATTR):
         Doc.set_extension(OUTPUT_ATTR, default=None)
-    train_docs, test_docs = read_docs(corpus / "train.spacy"), read_docs(corpus / "test.spacy")
+    train_docs, test_docs = read_split(corpus / "train.jsonl"), read_split(corpus / "test.jsonl")
     train_texts = [doc.text for doc in train_docs]
     train_titles = [get_target(doc) or "" for doc in train_docs]
     texts = [doc.text for doc in test_docs]
@@ -136,7 +136,7 @@ def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=["textcat", "seq2seq"])
-    parser.add_argument("corpus", type=Path, help="folder with train.spacy, dev.spacy, test.spacy")
+    parser.add_argument("corpus", type=Path, help="folder with train, dev and test (textcat: .spacy, seq2seq: .jsonl)")
     parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
     parser.add_argument("training_dir", type=Path, nargs="?", help="textcat: folder for the spaCy baselines")
     parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")

@@ -1,9 +1,11 @@
-"""Turn a dataset's JSONL splits into spaCy DocBins: train.spacy, dev.spacy
-and test.spacy in the output folder.
+"""Turn a dataset's JSONL splits into the training, dev and test data in the
+output folder:
 
-- `textcat`: `doc.cats` one-hot over the labels found in all splits;
-- `seq2seq`: the `target` text on each reference Doc (`set_target`), saved with
-  the Docs' user data.
+- `textcat`: DocBins train.spacy, dev.spacy and test.spacy whose Docs have
+  `cats` one-hot over the labels found in all splits;
+- `seq2seq`: the checked records as train.jsonl, dev.jsonl and test.jsonl,
+  which the config reads with `spacy_rnn.Seq2SeqJSONL.v1` (targets travel with
+  their texts: no DocBin needed).
 
 Where the dataset has no dev split (no `--dev`), one is cut from train with a
 fixed seed, keeping records with the same `--group-by` value (SARC's pair_id)
@@ -21,8 +23,8 @@ import spacy
 from spacy.tokens import DocBin
 from tqdm import tqdm
 
-from common import atomic_path, fail
-from spacy_rnn.corpus import DataError, label_names, read_jsonl, sample, seq2seq_docs, split_dev, textcat_docs
+from common import atomic_path, fail, write_jsonl
+from spacy_rnn.corpus import DataError, label_names, read_jsonl, sample, split_dev, textcat_docs
 
 REQUIRED = {"textcat": ("text", "label"), "seq2seq": ("text", "target")}
 
@@ -46,10 +48,10 @@ def convert(args: argparse.Namespace) -> None:
     if args.kind == "textcat":
         labels = label_names(record for records in splits.values() for record in records)
     for split, records in splits.items():
-        if args.kind == "textcat":
-            docs = textcat_docs(nlp, records, labels, args.batch_size, args.n_process)
-        else:
-            docs = seq2seq_docs(nlp, records, args.batch_size, args.n_process)
+        if args.kind == "seq2seq":
+            write_jsonl(args.output_dir / f"{split}.jsonl", records)
+            continue
+        docs = textcat_docs(nlp, records, labels, args.batch_size, args.n_process)
         docbin = DocBin(store_user_data=True)
         for doc in tqdm(docs, total=len(records), desc=f"{args.output_dir.name} {split}", unit=" docs"):
             docbin.add(doc)
@@ -62,7 +64,7 @@ def convert(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=sorted(REQUIRED), help="textcat (field 'label') or seq2seq (field 'target')")
-    parser.add_argument("output_dir", type=Path, help="folder for train.spacy, dev.spacy, test.spacy")
+    parser.add_argument("output_dir", type=Path, help="folder for train, dev and test (.spacy or .jsonl)")
     parser.add_argument("--train", type=Path, required=True, help="training records (.jsonl or .jsonl.gz)")
     parser.add_argument("--test", type=Path, required=True, help="test records")
     parser.add_argument("--dev", type=Path, help="dev records; without them a dev split is cut from train")

@@ -1,6 +1,6 @@
 """Evaluate a trained pipeline on the test split and draw its pictures.
 
-One pass over the test DocBin gives spaCy's scores (the ones `spacy evaluate`
+One pass over the test data (a DocBin, or seq2seq JSONL) gives spaCy's scores (the ones `spacy evaluate`
 reports, in `<key>_spacy.json`) and the predictions; from the predictions
 come, in OUT_DIR:
 
@@ -33,7 +33,7 @@ from spacy.scorer import Scorer  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
 from common import atomic_path, fail, read_json, write_json, write_jsonl  # noqa: E402
-from spacy_rnn.corpus import DataError, read_docbin, read_jsonl  # noqa: E402
+from spacy_rnn.corpus import DataError, read_docs, read_jsonl  # noqa: E402
 from spacy_rnn.pipeline.targets import get_target  # noqa: E402
 from spacy_rnn.scoring import seq2seq_score  # noqa: E402
 
@@ -47,7 +47,7 @@ def predict(nlp: Language, test_path: Path) -> Tuple[List[Example], Dict]:
     spaCy's scores of them, as `spacy evaluate` computes them (`Language.evaluate`
     keeps no predictions, so its steps are done here: tokenize and pipe, timed
     for words/s, then `Scorer.score`)."""
-    references = read_docbin(test_path, nlp.vocab)
+    references = read_docs(test_path, nlp)
     start = time.perf_counter()
     predicted = list(nlp.pipe(nlp.make_doc(doc.text) for doc in references))
     seconds = time.perf_counter() - start
@@ -204,7 +204,7 @@ def describe(nlp: Language) -> str:
 def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str],
                       stars: bool = False, log: Optional[Path] = None, train_info: Optional[Path] = None,
                       gpu_id: int = -1) -> Dict:
-    """Evaluate a saved pipeline on a test DocBin; returns the metrics record."""
+    """Evaluate a saved pipeline on test data (a DocBin, or seq2seq JSONL); returns the metrics record."""
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
@@ -228,7 +228,7 @@ def summary(record: Dict) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a trained pipeline (e.g. training/sarcasm/model-best)")
-    parser.add_argument("test", type=Path, help="the test DocBin")
+    parser.add_argument("test", type=Path, help="the test DocBin (.spacy), or seq2seq records (.jsonl)")
     parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
     parser.add_argument("--key", default="rnn", help="file name stem of the outputs")
     parser.add_argument("--name", help="the system's name in tables and pictures (default: from the config)")

@@ -4,8 +4,9 @@ Runs spaCy's own training (the same as `python -m spacy train CONFIG --output
 OUTPUT_DIR ...overrides`) with the console logger also writing every
 evaluation to OUTPUT_DIR/log.jsonl, and writes OUTPUT_DIR/train.json (wall
 time, steps, best score, the overrides used). Before training, the training
-and dev DocBins are checked (see `spacy_rnn.corpus.check_training_docs`): a
-bad Doc stops it with a message naming the file and the Doc.
+and dev data (DocBins, or seq2seq JSONL) are checked (see
+`spacy_rnn.corpus.check_training_docs`): a bad Doc or record stops it with a
+message naming the file and the Doc or line.
 
     python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm \\
         --paths.train corpus/sarcasm/train.spacy --paths.dev corpus/sarcasm/dev.spacy --training.max_epochs 2
@@ -21,7 +22,7 @@ from spacy.cli.train import train as spacy_train
 from spacy.util import load_config
 
 from common import fail, write_json
-from spacy_rnn.corpus import DataError, check_training_docs, read_docbin, read_jsonl
+from spacy_rnn.corpus import DataError, check_training_docs, read_docs, read_jsonl
 
 TEXTCAT_FACTORIES = {"textcat", "textcat_multilabel"}
 
@@ -42,8 +43,8 @@ def check_data(config_path: Path, overrides: Dict) -> None:
     paths = [config["paths"].get(split) for split in ("train", "dev")]
     if kind is None or not all(paths):
         return
-    vocab = spacy.blank("xx").vocab
-    check_training_docs(kind, *[(str(path), read_docbin(path, vocab)) for path in paths])
+    nlp = spacy.blank(config["nlp"]["lang"])
+    check_training_docs(kind, *[(str(path), read_docs(path, nlp)) for path in paths])
 
 
 def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Dict:

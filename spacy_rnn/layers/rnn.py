@@ -25,29 +25,30 @@ def RNNStates(width: int, max_length: int = 0, **rnn_kwargs: Any) -> Model[List[
     """All states (h_1 … h_T) of a recurrent network, one array per Doc;
     Docs longer than max_length are read in windows of max_length tokens."""
     forward = partial(_forward_states, max_length=max_length)
-    return _torch_rnn_layer("rnn_states", RecurrentEncoder, width, width, rnn_kwargs, forward)
+    return _torch_rnn_layer("rnn_states", RecurrentEncoder, width, None, width, rnn_kwargs, forward)
 
 
 def PooledRNN(
-    width: int, pooling: Sequence[str], max_length: int = 0, **rnn_kwargs: Any
+    width: int, pooling: Sequence[str], max_length: int = 0, nI: Optional[int] = None, **rnn_kwargs: Any
 ) -> Model[List[Floats2d], Floats2d]:
     """One pooled vector per Doc from the states of a recurrent network over
-    its first max_length tokens."""
+    its first max_length tokens; nI: the width of the token vectors, when known."""
     kwargs = dict(rnn_kwargs, pooling=list(pooling))
     nO = width * len(pooling)
     forward = partial(_forward_pooled, max_length=max_length)
-    return _torch_rnn_layer("rnn_pooled", PooledRecurrentEncoder, width, nO, kwargs, forward)
+    return _torch_rnn_layer("rnn_pooled", PooledRecurrentEncoder, width, nI, nO, kwargs, forward)
 
 
 def _torch_rnn_layer(
-    name: str, module_class: type, width: int, nO: int, kwargs: Dict[str, Any], forward: Callable
+    name: str, module_class: type, width: int, nI: Optional[int], nO: int, kwargs: Dict[str, Any],
+    forward: Callable,
 ) -> Model:
     module_kwargs = dict(kwargs, width=width)
     return Model(
         name,
         forward,
         init=_init,
-        dims={"nI": None, "nO": nO},
+        dims={"nI": nI, "nO": nO},
         attrs={"module_kwargs": module_kwargs},
         shims=[TorchModuleShim(module_class, settings=module_kwargs)],
     )
@@ -58,8 +59,8 @@ def _init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> Model:
         model.set_dim("nI", int(X[0].shape[1]))
     if not model.has_dim("nI"):
         raise ValueError(
-            f"Cannot initialize the '{model.name}' layer: its input width (nI) is unknown. "
-            "Pass sample input to initialize() or put it after a layer of known width."
+            f"Cannot initialize the '{model.name}' layer: its input width (nI) is unknown. Pass sample input "
+            "to initialize() (nlp.initialize() does), or give its tok2vec a known output width (nO)."
         )
     model.shims[0].build(nI=model.get_dim("nI"), **model.attrs["module_kwargs"])
     return model

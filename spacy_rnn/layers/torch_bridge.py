@@ -5,8 +5,11 @@ once the dimensions are known (in `Model.initialize`), and that can be
 rebuilt from its saved bytes alone. Weights travel as plain arrays in
 msgpack: loading never unpickles anything. Weights that are not finite are
 never saved, and saved weights are checked whole (readable, float arrays, the
-settings of the config) before anything is loaded.
+settings of the config) before anything is loaded. A shim that was never
+built saves a record saying so and loads back unbuilt, as thinc saves a layer
+whose parameters are unset.
 """
+import copy
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,9 @@ import numpy
 import srsly
 import torch
 from thinc.api import Model, Optimizer, get_torch_default_device, torch2xp, xp2torch
-from thinc.shims import PyTorchShim
+from thinc.shims import PyTorchShim, Shim
+
+NOT_BUILT = {"config": None, "state": None}  # the saved record of a shim that was never built
 
 from ..nn.recurrent import concurrent_directions
 
@@ -113,13 +118,22 @@ class TorchModuleShim(PyTorchShim):
                     parameter.copy_(updated)
                 parameter.grad.zero_()
 
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "TorchModuleShim":
+        """A deep copy with a new id, as thinc gives a copied Model a new id:
+        thinc's optimizers key a shim's parameters by (shim id, name), so a copy
+        (e.g. made by nlp.replace_listeners) must not share its original's."""
+        copied = self.__class__.__new__(self.__class__)
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        with Shim.global_id_lock:
+            Shim.global_id += 1
+            copied.id = Shim.global_id
+        return copied
+
     def to_bytes(self) -> bytes:
-        name = self.module_class.__name__
         if self._model is None:
-            raise ValueError(
-                f"Cannot serialize the {name} of an uninitialized model: call nlp.initialize() (or "
-                "model.initialize()) first."
-            )
+            return srsly.msgpack_dumps(NOT_BUILT)
+        name = self.module_class.__name__
         state = {k: v.detach().cpu().numpy() for k, v in self._model.state_dict().items()}
         not_finite = [key for key, value in state.items() if not numpy.isfinite(value).all()]
         if not_finite:
@@ -128,6 +142,9 @@ class TorchModuleShim(PyTorchShim):
 
     def from_bytes(self, bytes_data: bytes) -> "TorchModuleShim":
         config, state = self.read(bytes_data)
+        if config is None:
+            self.cfg, self._model = {}, None
+            return self
         module = self.module_class(**config).to(get_torch_default_device())
         try:
             module.load_state_dict(state, strict=True)
@@ -138,14 +155,17 @@ class TorchModuleShim(PyTorchShim):
         self.cfg, self._model = config, module
         return self
 
-    def read(self, bytes_data: bytes) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
+    def read(self, bytes_data: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, torch.Tensor]]]:
         """The settings and weights of a saved record, checked: a msgpack
-        map of float arrays whose settings are those of the config."""
+        map of float arrays whose settings are those of the config; (None,
+        None) for the record of a shim that was never built."""
         name = self.module_class.__name__
         try:
             msg = srsly.msgpack_loads(bytes_data)
         except Exception:  # msgpack raises several types for damaged data
             msg = None
+        if msg == NOT_BUILT:
+            return None, None
         if not (isinstance(msg, dict) and set(msg) == {"config", "state"} and isinstance(msg["config"], dict)
                 and isinstance(msg["state"], dict)):
             raise ValueError(

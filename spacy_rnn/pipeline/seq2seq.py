@@ -14,8 +14,10 @@ A loss that is not finite stops `update` before any weight changes.
 Loading checks every file (cfg, target vocabulary, model) and that the
 vocabulary has the size the model was trained with before anything is
 loaded: a bad file gives an error that names it, and the component stays as
-it was.
+it was. A component that was never initialized (e.g. disabled during
+nlp.initialize()) saves and loads as such, like spaCy's own components.
 """
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Tuple, Union
@@ -42,6 +44,8 @@ from .targets import TARGET_ATTR, get_target, set_target
 
 __all__ = ["RNNSeq2Seq", "build_seq2seq", "get_target", "make_rnn_seq2seq", "set_target"]
 
+FACTORY = "rnn_seq2seq"
+NO_TARGET_VOCAB = b"null"  # JSON: the saved target vocabulary of an uninitialized component
 N_INIT_EXAMPLES = 10  # examples shown to the model's initialize
 MAX_SOURCE_LENGTH = 1000  # source tokens read per Doc: bounds the memory the decoder attends to
 
@@ -118,7 +122,7 @@ rows = [5000,1000,2500,2500]
 
 
 @Language.factory(
-    "rnn_seq2seq",
+    FACTORY,
     assigns=["doc._.generated"],
     default_config={
         "model": DEFAULT_MODEL,
@@ -131,7 +135,7 @@ rows = [5000,1000,2500,2500]
         "max_length": 20,
         "length_penalty": 1.0,
         "replace_unk": True,
-        "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v1"},
+        "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v2", "prefix": "s2s"},
     },
     default_score_weights={
         "s2s_rougeL": 1.0,
@@ -174,11 +178,22 @@ def make_rnn_seq2seq(
         source token in place of each generated <UNK>.
     scorer (Optional[Callable]): Scoring method (default ROUGE/BLEU/exact match).
     """
-    return RNNSeq2Seq(
+    component = RNNSeq2Seq(
         nlp.vocab, model, name, output_attr=output_attr, vocab_kind=vocab_kind, min_freq=min_freq,
         max_size=max_size, lowercase=lowercase, beam_size=beam_size, max_length=max_length,
         length_penalty=length_penalty, replace_unk=replace_unk, scorer=scorer,
     )
+    declare_output(output_attr)
+    return component
+
+
+def declare_output(output_attr: str) -> None:
+    """Make the factory's meta name doc._.<output_attr> in `assigns` (what
+    nlp.analyze_pipes() reports). spaCy gives each new component the meta its
+    factory has at that moment; replacing that meta (not changing it) before
+    each component is added leaves earlier components with their own."""
+    meta = Language.get_factory_meta(FACTORY)
+    Language.set_factory_meta(FACTORY, dataclasses.replace(meta, assigns=[f"doc._.{output_attr}"]))
 
 
 class RNNSeq2Seq(TrainablePipe):
@@ -361,11 +376,10 @@ class RNNSeq2Seq(TrainablePipe):
     # Serialization: cfg and target vocabulary first, then the model sized by them.
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        self._check_initialized()
         serializers = {
             "cfg": lambda: srsly.json_dumps(self.cfg),
             "vocab": lambda: self.vocab.to_bytes(exclude=exclude),
-            "target_vocab": lambda: self.target_vocab.to_bytes(),
+            "target_vocab": self._target_vocab_bytes,
             "model": lambda: self.model.to_bytes(),
         }
         return util.to_bytes(serializers, exclude)
@@ -383,14 +397,18 @@ class RNNSeq2Seq(TrainablePipe):
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
-        self._check_initialized()
         serializers = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "vocab": lambda p: self.vocab.to_disk(p, exclude=exclude),
-            "target_vocab": lambda p: p.write_bytes(self.target_vocab.to_bytes()),
+            "target_vocab": lambda p: p.write_bytes(self._target_vocab_bytes()),
             "model": lambda p: self.model.to_disk(p),
         }
         util.to_disk(path, serializers, exclude)
+
+    def _target_vocab_bytes(self) -> bytes:
+        """The saved target vocabulary; NO_TARGET_VOCAB before initialize, so
+        that an uninitialized component saves and loads as spaCy's do."""
+        return NO_TARGET_VOCAB if self.target_vocab is None else self.target_vocab.to_bytes()
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
         parts: Dict[str, Tuple[str, bytes]] = {}
@@ -423,7 +441,7 @@ class RNNSeq2Seq(TrainablePipe):
         if "target_vocab" in parts:
             where, data = parts["target_vocab"]
             try:
-                target_vocab = vocab_from_bytes(data)
+                target_vocab = None if data == NO_TARGET_VOCAB else vocab_from_bytes(data)
             except Exception as err:  # JSON, tokenizers and format errors alike
                 raise ValueError(
                     f"[{self.name}] Cannot read the target vocabulary {where}: {err}. Save or download the pipeline "
@@ -431,9 +449,10 @@ class RNNSeq2Seq(TrainablePipe):
                 ) from None
         where, data = parts.get("model", ("of the component", None))
         trained_ids = self.model.maybe_get_dim("nO") if data is None else _saved_output_size(data)
-        if target_vocab is not None and trained_ids is not None and trained_ids != len(target_vocab):
+        if trained_ids is not None and (target_vocab is None or trained_ids != len(target_vocab)):
+            size = "no" if target_vocab is None else len(target_vocab)
             raise ValueError(
-                f"[{self.name}] The target vocabulary ({len(target_vocab)} ids) does not match the model "
+                f"[{self.name}] The target vocabulary ({size} ids) does not match the model "
                 f"{where}, trained with {trained_ids} target ids: they come from different trainings. "
                 "Save or download the whole pipeline again."
             )
