@@ -9,7 +9,7 @@ Prints one table (accuracy / macro-F1, and MAE in stars for star ratings) and
 the best spacy-rnn row against the best baseline per dataset.
 
     python scripts/bench_accuracy.py metrics/bench --datasets sarcasm sst5 marc \\
-        --configs textcat_lstm.cfg textcat_ensemble_lstm.cfg --readme ../README.md
+        --configs textcat_lstm.cfg textcat_ensemble_lstm.cfg --readme ../docs/performance.md
 """
 import argparse
 from pathlib import Path

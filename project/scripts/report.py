@@ -2,12 +2,12 @@
 
     python scripts/report.py workflow reports/stars.md --title "Review stars" \\
         --section "SST-5=metrics/sst5" --section "MARC-en=metrics/marc"
-    python scripts/report.py readme ../README.md --section "SST-5=metrics/sst5" ...
+    python scripts/report.py readme ../docs/project.md --section "SST-5=metrics/sst5" ...
 
 `workflow`: one report with, per section (a metrics folder), the comparison
 table of spacy-rnn and the baselines, spacy-rnn's per-class scores, its
 confusion matrix and learning curve, and example predictions.
-`readme`: the results tables of all sections, written into the README between
+`readme`: the results tables of all sections, written into a Markdown page between
 the lines `<!-- project-results:start -->` and `<!-- project-results:end -->`.
 """
 import argparse
