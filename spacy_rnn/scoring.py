@@ -6,7 +6,8 @@ and ROUGE-L F1 (the `rouge-score` package, no stemming), corpus BLEU
 (`sacrebleu`, 13a tokenization, up to 4-grams) and exact match after
 collapsing whitespace. All three ignore case, as the component lowercases by
 default. Scores are fractions in [0, 1]; examples without a (non-empty)
-target are left out, and every score is None when none is left.
+target are left out, and every score is None when none is left. Both
+packages come with the `seq2seq` extra: pip install "spacy-rnn[seq2seq]".
 """
 from typing import Dict, Iterable, Optional
 
@@ -14,6 +15,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .pipeline.targets import get_target
+from .vocab import import_seq2seq_extra
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 SEQ2SEQ_SCORES = tuple(f"s2s_{name}" for name in (*ROUGE_TYPES, "bleu", "exact"))
@@ -30,10 +32,9 @@ def seq2seq_score(examples: Iterable[Example], output_attr: str = "generated", *
             targets.append(target)
     if not targets:
         return {name: None for name in SEQ2SEQ_SCORES}
-    # Imported here: rouge-score pulls in nltk (over a second), which plain `import spacy_rnn` should not pay.
-    import sacrebleu
-    from rouge_score import rouge_scorer
-
+    # Imported here: they are optional, and rouge-score pulls in nltk (over a second).
+    rouge_scorer = import_seq2seq_extra("rouge_score.rouge_scorer", "The seq2seq scorer (ROUGE)")
+    sacrebleu = import_seq2seq_extra("sacrebleu", "The seq2seq scorer (BLEU)")
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for prediction, target in zip(predictions, targets):
