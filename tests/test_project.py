@@ -28,8 +28,10 @@ SCRIPTS = PROJECT / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
+import convert  # noqa: E402
 import download  # noqa: E402
-from common import atomic_path  # noqa: E402
+from common import atomic_path, config_overrides  # noqa: E402
+from spacy_rnn.corpus import DataError  # noqa: E402
 
 SMOKE_TIMEOUT = 900
 # On busy cores, torch's OpenMP threads spin-wait for each other: a few training steps then take 30x longer.
@@ -401,3 +403,54 @@ def test_convert_cuts_dev_from_train_with_pairs_together(tmp_path):
     pairs = {split: {doc.text.split()[1] for doc in docs[split]} for split in ("train", "dev")}
     assert len(pairs["dev"]) == 10 and not pairs["train"] & pairs["dev"]
     assert all(sum(doc.cats.values()) == 1.0 for doc in docs["dev"])
+
+
+def paired_records(n_pairs):
+    return [{"text": f"{pair}-{side}", "pair_id": pair} for pair in range(n_pairs) for side in "ab"]
+
+
+def test_dev_cut_keeps_pairs_together_and_depends_only_on_the_seed():
+    records = paired_records(50)
+    train, dev = convert.split_dev(records, 0.2, seed=7, group_by="pair_id")
+    assert len(dev) == 20 and len(train) == 80
+    train_pairs, dev_pairs = {r["pair_id"] for r in train}, {r["pair_id"] for r in dev}
+    assert not train_pairs & dev_pairs and len(train_pairs | dev_pairs) == 50
+    assert all(sum(r["pair_id"] == pair for r in dev) == 2 for pair in dev_pairs)
+    assert (train, dev) == convert.split_dev(records, 0.2, seed=7, group_by="pair_id")
+    assert dev != convert.split_dev(records, 0.2, seed=8, group_by="pair_id")[1]
+    assert train == sorted(train, key=records.index), "records keep their original order"
+
+
+def test_dev_cut_without_groups_and_bad_shares():
+    train, dev = convert.split_dev([{"text": str(i)} for i in range(10)], 0.3)
+    assert len(dev) == 3 and len(train) == 7
+    with pytest.raises(ValueError, match="dev_share"):
+        convert.split_dev([{"text": "a"}], 1.0)
+    with pytest.raises(DataError, match="no 'pair_id' field"):
+        convert.split_dev([{"text": "a"}, {"text": "b"}], 0.5, group_by="pair_id")
+
+
+def test_sample_draws_whole_groups_up_to_the_limit():
+    records = paired_records(30)
+    chosen = convert.sample(records, 11, seed=0, group_by="pair_id")
+    assert len(chosen) == 10
+    assert all(sum(r["pair_id"] == c["pair_id"] for r in chosen) == 2 for c in chosen)
+    assert chosen == convert.sample(records, 11, seed=0, group_by="pair_id")
+    assert chosen == sorted(chosen, key=records.index)
+    assert convert.sample(records, 0) == records and convert.sample(records, 1000) == records
+
+
+def test_config_overrides_are_read_as_spacy_train_reads_them():
+    args = ["--paths.train", "corpus/train.spacy", "--training.max_epochs", "8", "--training.dropout=0.2",
+            "--components.textcat.model.bidirectional", "--system.gpu-allocator", "null"]
+    assert config_overrides(args) == {"paths.train": "corpus/train.spacy", "training.max_epochs": 8,
+                                      "training.dropout": 0.2, "components.textcat.model.bidirectional": True,
+                                      "system.gpu_allocator": None}
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py") if p.name not in (
+    "common.py", "bench_speed.py")))
+def test_every_script_has_a_help(script):
+    result = run([str(SCRIPTS / script), "--help"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Usage:" in result.stdout

@@ -13,7 +13,6 @@ truncated download or copy stops here instead of training on part of it.
 
     python scripts/download.py sarcasm assets/sarcasm --data-dir ../../shared/data
 """
-import argparse
 import bz2
 import csv
 import hashlib
@@ -25,9 +24,11 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
+import typer
 from tqdm import tqdm
+from wasabi import msg
 
 from common import atomic_path, fail, write_jsonl
 from spacy_rnn.corpus import DataError, read_jsonl
@@ -270,7 +271,7 @@ def copy_local(name: str, dataset: Dataset, data_dir: Path, output_dir: Path) ->
     for split, file_name in dataset.files.items():
         with atomic_path(output_dir / file_name) as tmp:
             shutil.copyfile(folder / file_name, tmp)
-    print(f"✔ {name}: copied {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
+    msg.good(f"{name}: copied {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
 
 
 def download(name: str, dataset: Dataset, output_dir: Path) -> None:
@@ -289,21 +290,22 @@ def download(name: str, dataset: Dataset, output_dir: Path) -> None:
                  "~/.cache/huggingface) and download again.")
     for split, file_name in dataset.files.items():
         write_jsonl(output_dir / file_name, records[split])
-    print(f"✔ {name}: wrote {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
+    msg.good(f"{name}: wrote {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
 
 
-def main(name: str, output_dir: Path, data_dir: Optional[str] = None) -> None:
-    dataset = DATASETS[name]
+def main(
+    name: str = typer.Argument(..., help=f"The dataset: {', '.join(DATASETS)}"),
+    output_dir: Path = typer.Argument(..., help="Folder to write the JSONL files to"),
+    data_dir: str = typer.Option("", help="A local copy of the data; empty: download"),
+):
+    """Put one dataset into the project's assets as JSON Lines."""
+    if name not in DATASETS:
+        fail(f"Unknown dataset '{name}': choose from {', '.join(DATASETS)}.")
     if data_dir:
-        copy_local(name, dataset, Path(data_dir), output_dir)
+        copy_local(name, DATASETS[name], Path(data_dir), output_dir)
     else:
-        download(name, dataset, output_dir)
+        download(name, DATASETS[name], output_dir)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(DATASETS), help="which dataset")
-    parser.add_argument("output_dir", type=Path, help="folder to write the JSONL files to")
-    parser.add_argument("--data-dir", default="", help="a local copy of the data; empty: download")
-    args = parser.parse_args()
-    main(args.name, args.output_dir, args.data_dir)
+    typer.run(main)

@@ -20,7 +20,6 @@ come, in OUT_DIR:
     python scripts/evaluate.py training/sarcasm/model-best corpus/sarcasm/test.spacy metrics/sarcasm \\
         --key rnn --name "spacy-rnn LSTM" --log training/sarcasm/log.jsonl --train-info training/sarcasm/train.json
 """
-import argparse
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -31,10 +30,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 import spacy  # noqa: E402
+import typer  # noqa: E402
 from sklearn import metrics  # noqa: E402
 from spacy.language import Language  # noqa: E402
 from spacy.scorer import Scorer  # noqa: E402
 from spacy.training import Example  # noqa: E402
+from wasabi import msg  # noqa: E402
 
 from common import atomic_path, fail, read_json, write_json, write_jsonl  # noqa: E402
 from spacy_rnn.corpus import DataError, read_docbin, read_jsonl  # noqa: E402
@@ -258,21 +259,26 @@ def summary(record: Dict) -> str:
     return ", ".join(f"{key} {record[key]:.3f}" for key in keys if record.get(key) is not None)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, help="a trained pipeline (e.g. training/sarcasm/model-best)")
-    parser.add_argument("test", type=Path, help="the test DocBin")
-    parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
-    parser.add_argument("--key", default="rnn", help="file name stem of the outputs")
-    parser.add_argument("--name", help="the system's name in tables and pictures (default: from the config)")
-    parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
-    parser.add_argument("--log", type=Path, help="training log.jsonl, for the learning curve")
-    parser.add_argument("--train-info", type=Path, help="train.json written by scripts/train.py")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to run on; -1: CPU")
-    args = parser.parse_args()
+def main(
+    # fmt: off
+    model: Path = typer.Argument(..., help="A trained pipeline (e.g. training/sarcasm/model-best)", exists=True),
+    test: Path = typer.Argument(..., help="The test DocBin"),
+    out_dir: Path = typer.Argument(..., help="Folder for the metrics, predictions and pictures"),
+    key: str = typer.Option("rnn", help="File name stem of the outputs"),
+    name: Optional[str] = typer.Option(None, help="The system's name in tables and pictures (default: from config)"),
+    stars: bool = typer.Option(False, "--stars", help="Labels are star ratings: add MAE and within-one"),
+    log: Optional[Path] = typer.Option(None, help="The training log.jsonl, for the learning curve"),
+    train_info: Optional[Path] = typer.Option(None, help="The train.json written by scripts/train.py"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1: CPU"),
+    # fmt: on
+):
+    """Evaluate a trained pipeline on the test split and draw its pictures."""
     try:
-        result = evaluate_pipeline(args.model, args.test, args.out_dir, args.key, args.name, args.stars, args.log,
-                                   args.train_info, args.gpu_id)
+        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id)
     except DataError as err:
         fail(f"{err} Run the step that writes it again.")
-    print(f"✔ {result['system']}: {summary(result)} ({args.out_dir / (args.key + '.json')})")
+    msg.good(f"{result['system']}: {summary(result)}", str(out_dir / f"{key}.json"))
+
+
+if __name__ == "__main__":
+    typer.run(main)
