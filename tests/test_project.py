@@ -285,7 +285,7 @@ def test_download_with_a_missing_local_copy_says_both_ways(tmp_path):
     assert "leave data_dir empty" in result.stderr and "point data_dir at a local copy" in result.stderr
 
 
-def test_download_catches_a_truncated_local_copy(tmp_path):
+def test_download_refuses_a_local_copy_with_another_md5(tmp_path):
     folder = tmp_path / "sarcasm"
     folder.mkdir()
     rows = [json.dumps({"text": f"reply {i}", "label": "SARCASM", "pair_id": i // 2}) for i in range(10)]
@@ -293,18 +293,53 @@ def test_download_catches_a_truncated_local_copy(tmp_path):
         (folder / f"sarc_pol_balanced_{split}.jsonl").write_text("\n".join(rows) + "\n")
     result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
     assert result.returncode == 1
-    assert "sarcasm train" in result.stderr and "has 10 rows, expected 13,668" in result.stderr
-    assert not (tmp_path / "assets").exists()
+    assert f"{folder / 'sarc_pol_balanced_train.jsonl'} has the md5" in result.stderr
+    assert "a truncated or different copy" in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "assets").glob("*.jsonl"))
 
 
-def test_download_copy_names_the_line_of_a_malformed_record(tmp_path):
-    folder = tmp_path / "sarcasm"
-    folder.mkdir()
-    good = json.dumps({"text": "reply", "label": "SARCASM", "pair_id": 0})
-    (folder / "sarc_pol_balanced_train.jsonl").write_text(f"{good}\n{good}\n{{\"text\": \"cut\n")
-    result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
-    assert result.returncode == 1
-    assert f"{folder / 'sarc_pol_balanced_train.jsonl'}:3: not valid JSON" in result.stderr
+def test_download_copies_the_local_assets_and_replaces_a_stale_file(shared_data, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "sst5_dev.jsonl").write_text("stale\n")
+    result = run([str(SCRIPTS / "download.py"), "sst5", str(assets), "--data-dir", str(shared_data)])
+    assert result.returncode == 0, result.stderr
+    for name in ("sst5_train.jsonl", "sst5_dev.jsonl", "sst5_test.jsonl"):
+        assert (assets / name).read_bytes() == (shared_data / "stars" / "sst5" / name).read_bytes()
+    assert "md5 checked" in result.stdout
+
+
+def test_a_marc_sample_has_the_local_copy_sizes_and_the_whole_test_split():
+    records = {"train": [{"text": str(i), "label": i % 5 + 1} for i in range(100)],
+               "dev": [{"text": "validation"}], "test": [{"text": f"t{i}"} for i in range(7)]}
+    drawn = download.draw_sample(records, {"train": 30, "dev": 10})
+    assert [len(drawn[split]) for split in ("train", "dev", "test")] == [30, 10, 7]
+    assert not {r["text"] for r in drawn["train"]} & {r["text"] for r in drawn["dev"]}
+    assert all(r in records["train"] for r in drawn["train"] + drawn["dev"]) and drawn["test"] == records["test"]
+    assert drawn == download.draw_sample(records, {"train": 30, "dev": 10})
+    assert download.DATASETS["marc"].sample == {"train": 11220, "dev": 1238}
+
+
+def test_project_assets_are_copied_from_data_dir_with_their_checksums(shared_data, tmp_path):
+    project = copy_project(tmp_path)
+    command = ["-m", "spacy", "project", "assets", str(project), "--vars.data_dir", str(shared_data)]
+    first = run(command)
+    assets = srsly.read_yaml(project / "project.yml")["assets"]
+    assert first.returncode == 0 and len(assets) == 11, first.stdout[-3000:]
+    assert "Checksum doesn't match" not in first.stdout and "fail" not in first.stdout.lower()
+    for asset in assets:
+        assert (project / asset["dest"]).is_file(), asset["dest"]
+    second = run(command)
+    assert second.stdout.count("Skipping download with matching checksum") == 11, second.stdout[-3000:]
+
+
+def test_project_readme_is_what_spacy_project_document_writes():
+    result = run(["-m", "spacy", "project", "document", str(PROJECT)])
+    assert result.returncode == 0, result.stderr
+    start, end = "<!-- WEASEL: AUTO-GENERATED DOCS START (do not remove) -->", "<!-- WEASEL: AUTO-GENERATED DOCS END"
+    readme = (PROJECT / "README.md").read_text(encoding="utf8")
+    generated = readme[readme.index(start):readme.index(end)]
+    assert result.stdout[result.stdout.index(start):result.stdout.index(end)] == generated
 
 
 def test_sarc_lines_become_pairs_of_lowercased_replies():
