@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
+from packaging.requirements import Requirement
 
 from conftest import REPO, data_dir
 
@@ -31,6 +32,7 @@ if str(SCRIPTS) not in sys.path:
 import convert  # noqa: E402
 import download  # noqa: E402
 from common import atomic_path, config_overrides  # noqa: E402
+from spacy_rnn.about import __version__ as spacy_rnn_version  # noqa: E402
 from spacy_rnn.corpus import DataError  # noqa: E402
 
 SMOKE_TIMEOUT = 900
@@ -44,12 +46,12 @@ def run(args, cwd=None, env=None, timeout=300):
 
 
 def copy_project(root: Path) -> Path:
-    """project/ in a fresh folder, beside links to the configs and the package
-    that its commands read as ../configs and ../spacy_rnn."""
+    """project/ in a fresh folder, beside links to what its commands read in
+    the repository: ../configs, ../spacy_rnn, and what the wheel is built from."""
     project = root / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         "assets", "corpus", "training", "metrics", "reports", "packages", "project.lock", "__pycache__"))
-    for name in ("configs", "spacy_rnn"):
+    for name in ("configs", "spacy_rnn", "setup.cfg", "pyproject.toml", "README.md"):
         (root / name).symlink_to(REPO / name)
     return project
 
@@ -166,22 +168,29 @@ def test_readme_results_are_written_from_the_metrics(smoke, tmp_path):
     assert "| Titles |" in text
 
 
-def test_smoke_package_installs_and_loads(smoke, tmp_path):
+def test_smoke_package_installs_beside_the_spacy_rnn_wheel_and_loads(smoke, tmp_path):
+    """What docs/project.md says: install spacy-rnn's wheel from packages/spacy_rnn with the pipeline package,
+    whose spacy-rnn requirement that wheel meets, then spacy.load it (spacy_rnn coming from that wheel)."""
     project, _ = smoke
     package = project / "packages" / "en_rnn_smoke_sarcasm-0.0.0"
+    wheels = list((project / "packages" / "spacy_rnn").glob("spacy_rnn-*.whl"))
+    assert len(wheels) == 1 and wheels[0].name.split("-")[1] == spacy_rnn_version
     meta = load_json(package / "meta.json")
-    assert any(req.startswith("spacy-rnn") for req in meta["requirements"])
+    requirement = next(Requirement(req) for req in meta["requirements"] if req.startswith("spacy-rnn"))
+    assert requirement.specifier.contains(spacy_rnn_version)
     sdist = package / "dist" / "en_rnn_smoke_sarcasm-0.0.0.tar.gz"
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(sdist)], capture_output=True, text=True, timeout=300)
+         "--target", str(site), str(wheels[0]), str(sdist)], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-3000:]
-    code = "import spacy; nlp = spacy.load('en_rnn_smoke_sarcasm'); print(sorted(nlp('yeah, great idea').cats))"
+    code = ("import spacy, spacy_rnn; nlp = spacy.load('en_rnn_smoke_sarcasm'); "
+            "print(sorted(nlp('yeah, great idea').cats), spacy_rnn.__file__)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip() == "['NOT_SARCASM', 'SARCASM']"
+    cats, module = loaded.stdout.strip().rsplit(" ", 1)
+    assert cats == "['NOT_SARCASM', 'SARCASM']" and module.startswith(str(site))
 
 
 def test_second_smoke_run_skips_every_step(smoke):
