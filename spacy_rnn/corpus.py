@@ -8,7 +8,6 @@ found is a `DataError` that names the file and the line (or Doc).
 """
 import gzip
 import json
-import random
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -203,52 +202,3 @@ def label_names(records: Iterable[Dict]) -> List[str]:
     """Sorted label names (numerically for integer labels such as stars)."""
     values = {record["label"] for record in records}
     return [str(v) for v in sorted(values, key=lambda v: (not isinstance(v, int), v))]
-
-
-def _groups(records: Sequence[Dict], group_by: Optional[str]) -> Dict[object, List[int]]:
-    """Record indices by the value of `group_by` (each record alone without it),
-    in order of first appearance."""
-    groups: Dict[object, List[int]] = {}
-    for i, record in enumerate(records):
-        if group_by is None:
-            key: object = i
-        elif group_by in record:
-            key = ("group", record[group_by])
-        else:
-            raise DataError(f"record {i + 1} has no '{group_by}' field to keep its group together.")
-        groups.setdefault(key, []).append(i)
-    return groups
-
-
-def _shuffled_groups(records: Sequence[Dict], group_by: Optional[str], seed: int) -> List[List[int]]:
-    groups = list(_groups(records, group_by).values())
-    random.Random(seed).shuffle(groups)
-    return groups
-
-
-def split_dev(
-    records: Sequence[Dict], dev_share: float, seed: int = 0, group_by: Optional[str] = None
-) -> Tuple[List[Dict], List[Dict]]:
-    """Cut a dev split from training records: (train, dev), both in the
-    original order. Whole groups (records with the same `group_by` value, such
-    as SARC's `pair_id`) go to one side; the choice depends only on `seed`."""
-    if not 0 < dev_share < 1:
-        raise ValueError(f"dev_share must be between 0 and 1 (exclusive), got {dev_share}.")
-    groups = _shuffled_groups(records, group_by, seed)
-    n_dev = max(1, round(len(groups) * dev_share))
-    dev_ids = {i for group in groups[:n_dev] for i in group}
-    train = [r for i, r in enumerate(records) if i not in dev_ids]
-    dev = [r for i, r in enumerate(records) if i in dev_ids]
-    return train, dev
-
-
-def sample(records: Sequence[Dict], limit: int, seed: int = 0, group_by: Optional[str] = None) -> List[Dict]:
-    """At most `limit` records (whole groups), drawn with a fixed seed and kept in
-    their original order; all of them when `limit` is 0."""
-    if limit <= 0 or limit >= len(records):
-        return list(records)
-    chosen: set = set()
-    for group in _shuffled_groups(records, group_by, seed):
-        if len(chosen) + len(group) <= limit:
-            chosen.update(group)
-    return [r for i, r in enumerate(records) if i in chosen]

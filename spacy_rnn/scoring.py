@@ -9,6 +9,7 @@ default. Scores are fractions in [0, 1]; examples without a (non-empty)
 target are left out, and every score is None when none is left.
 `spacy_rnn.seq2seq_scorer.v2` gives the same scores under keys with a chosen
 prefix (v1's are s2s_*), so that two components in one pipeline report apart.
+Both packages come with the `seq2seq` extra: pip install "spacy-rnn[seq2seq]".
 """
 from functools import partial
 from typing import Callable, Dict, Iterable, Optional
@@ -17,6 +18,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .pipeline.targets import get_target
+from .vocab import import_seq2seq_extra
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 SCORE_NAMES = (*ROUGE_TYPES, "bleu", "exact")
@@ -35,10 +37,9 @@ def seq2seq_score(
             targets.append(target)
     if not targets:
         return {f"{prefix}_{name}": None for name in SCORE_NAMES}
-    # Imported here: rouge-score pulls in nltk (over a second), which plain `import spacy_rnn` should not pay.
-    import sacrebleu
-    from rouge_score import rouge_scorer
-
+    # Imported here: they are optional, and rouge-score pulls in nltk (over a second).
+    rouge_scorer = import_seq2seq_extra("rouge_score.rouge_scorer", "The seq2seq scorer (ROUGE)")
+    sacrebleu = import_seq2seq_extra("sacrebleu", "The seq2seq scorer (BLEU)")
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=False)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for prediction, target in zip(predictions, targets):

@@ -10,21 +10,40 @@ place where an output is cut at its first EOS:
   space ("love it !") is a different piece from a glued one.
 - `BPEVocab`: subword pieces learnt with the `tokenizers` library (BPE over
   Metaspace words), so rare words are spelled out instead of becoming UNK.
+  That library comes with the `seq2seq` extra (see `import_seq2seq_extra`).
 
 No spaCy here: the vocabulary serializes to JSON.
 """
+import importlib
 import re
 import string
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Sequence, Type
+from types import ModuleType
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Type
 
 import srsly
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>")  # in id order
 JOINER = "￭"  # marks a word piece written without a space before it
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
+SEQ2SEQ_EXTRA = 'pip install "spacy-rnn[seq2seq]"'
+BPE_NEEDS = "A BPE target vocabulary (vocab_kind 'bpe')"
+
+
+def import_seq2seq_extra(module: str, needed_by: str) -> ModuleType:
+    """Import a package of the `seq2seq` extra (tokenizers, rouge_score,
+    sacrebleu); without it, an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{needed_by} needs the '{module.split('.')[0]}' package, which comes with spacy-rnn's seq2seq extra: "
+            f"{SEQ2SEQ_EXTRA}"
+        ) from err
 
 
 def cut_at_eos(ids: Iterable[int]) -> List[int]:
@@ -161,7 +180,7 @@ class BPEVocab(TargetVocab):
 
     kind = "bpe"
 
-    def __init__(self, tokenizer: Tokenizer, lowercase: bool = True):
+    def __init__(self, tokenizer: "Tokenizer", lowercase: bool = True):
         super().__init__(lowercase)
         for token_id, token in enumerate(SPECIAL_TOKENS):
             if tokenizer.token_to_id(token) != token_id:
@@ -177,12 +196,14 @@ class BPEVocab(TargetVocab):
                 f"A BPE vocabulary needs 'max_size' >= {smallest} (special tokens and the ASCII alphabet), "
                 f"got {max_size}."
             )
-        tokenizer = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS[UNK]))
-        steps = [normalizers.Strip(), normalizers.Replace(Regex(r"\s+"), " ")]
+        tok = import_seq2seq_extra("tokenizers", BPE_NEEDS)
+        tokenizer = tok.Tokenizer(tok.models.BPE(unk_token=SPECIAL_TOKENS[UNK]))
+        normalizers, pre_tokenizers = tok.normalizers, tok.pre_tokenizers
+        steps = [normalizers.Strip(), normalizers.Replace(tok.Regex(r"\s+"), " ")]
         tokenizer.normalizer = normalizers.Sequence(steps + ([normalizers.Lowercase()] if lowercase else []))
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()])
-        tokenizer.decoder = decoders.Metaspace()
-        trainer = trainers.BpeTrainer(
+        tokenizer.decoder = tok.decoders.Metaspace()
+        trainer = tok.trainers.BpeTrainer(
             vocab_size=max_size,
             min_frequency=min_freq,
             special_tokens=list(SPECIAL_TOKENS),
@@ -241,5 +262,6 @@ def vocab_from_bytes(data: bytes) -> TargetVocab:
     if kind == "word":
         return WordVocab(msg["pieces"], lowercase=msg["lowercase"])
     if kind == "bpe":
-        return BPEVocab(Tokenizer.from_str(msg["tokenizer"]), lowercase=msg["lowercase"])
+        tokenizer = import_seq2seq_extra("tokenizers", BPE_NEEDS).Tokenizer.from_str(msg["tokenizer"])
+        return BPEVocab(tokenizer, lowercase=msg["lowercase"])
     raise ValueError(f"Cannot read the target vocabulary: unknown kind {kind!r} (expected 'word' or 'bpe').")

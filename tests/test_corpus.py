@@ -1,5 +1,5 @@
 """spacy_rnn.corpus: reading JSONL with errors that name file and line,
-cats and seq2seq targets on Docs, the seeded dev cut and slices."""
+cats and seq2seq targets on Docs."""
 import gzip
 import json
 
@@ -12,9 +12,7 @@ from spacy_rnn.corpus import (
     cats_for,
     label_names,
     read_jsonl,
-    sample,
     seq2seq_docs,
-    split_dev,
     textcat_docbin,
     textcat_docs,
 )
@@ -90,37 +88,3 @@ def test_seq2seq_targets_survive_a_docbin(tmp_path):
     restored = list(DocBin().from_disk(tmp_path / "pairs.spacy").get_docs(nlp.vocab))
     assert [get_target(doc) for doc in restored] == ["Perfect dress", ""]
     assert [doc.text for doc in restored] == [r["text"] for r in records]
-
-
-def paired_records(n_pairs):
-    return [{"text": f"{pair}-{side}", "pair_id": pair} for pair in range(n_pairs) for side in "ab"]
-
-
-def test_dev_cut_keeps_pairs_together_and_depends_only_on_the_seed():
-    records = paired_records(50)
-    train, dev = split_dev(records, 0.2, seed=7, group_by="pair_id")
-    assert len(dev) == 20 and len(train) == 80
-    train_pairs, dev_pairs = {r["pair_id"] for r in train}, {r["pair_id"] for r in dev}
-    assert not train_pairs & dev_pairs and len(train_pairs | dev_pairs) == 50
-    assert all(sum(r["pair_id"] == pair for r in dev) == 2 for pair in dev_pairs)
-    assert (train, dev) == split_dev(records, 0.2, seed=7, group_by="pair_id")
-    assert dev != split_dev(records, 0.2, seed=8, group_by="pair_id")[1]
-    assert train == sorted(train, key=records.index), "records keep their original order"
-
-
-def test_dev_cut_without_groups_and_bad_shares():
-    train, dev = split_dev([{"text": str(i)} for i in range(10)], 0.3)
-    assert len(dev) == 3 and len(train) == 7
-    with pytest.raises(ValueError, match="dev_share"):
-        split_dev([{"text": "a"}], 1.0)
-    with pytest.raises(DataError, match="no 'pair_id' field"):
-        split_dev([{"text": "a"}, {"text": "b"}], 0.5, group_by="pair_id")
-
-
-def test_sample_draws_whole_groups_up_to_the_limit():
-    records = paired_records(30)
-    chosen = sample(records, 11, seed=0, group_by="pair_id")
-    assert len(chosen) == 10
-    assert all(sum(r["pair_id"] == c["pair_id"] for r in chosen) == 2 for c in chosen)
-    assert chosen == sample(records, 11, seed=0, group_by="pair_id")
-    assert sample(records, 0) == records and sample(records, 1000) == records

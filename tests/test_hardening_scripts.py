@@ -2,7 +2,6 @@
 wrong label type, an unreadable file, DocBins that cannot train, damaged
 metrics. Each stops with a message naming the file and line (or Doc), and
 nothing half-written is left behind."""
-import argparse
 import json
 import subprocess
 import sys
@@ -29,10 +28,8 @@ GOOD = json.dumps({"text": "fine", "label": "A"})
 
 
 def convert_args(tmp_path, train_path, test_path, kind="textcat"):
-    return argparse.Namespace(
-        kind=kind, output_dir=tmp_path / "corpus", train=train_path, test=test_path, dev=None, dev_share=0.5,
-        group_by=None, seed=0, limit_train=0, limit_eval=0, lang="en", batch_size=8, n_process=1,
-    )
+    return {"kind": kind, "output_dir": tmp_path / "corpus", "train": train_path, "test": test_path,
+            "dev_share": 0.5, "batch_size": 8}
 
 
 @pytest.mark.parametrize("bad_line,message", [
@@ -47,7 +44,7 @@ def test_convert_stops_at_a_bad_record_and_writes_nothing(tmp_path, bad_line, me
     train_path.write_text(f"{GOOD}\n{GOOD}\n", encoding="utf8")
     test_path.write_text(f"{GOOD}\n\n{bad_line}\n{GOOD}\n", encoding="utf8")
     with pytest.raises(DataError) as err:
-        convert.convert(convert_args(tmp_path, train_path, test_path))
+        convert.convert(**convert_args(tmp_path, train_path, test_path))
     assert f"{test_path}:3: {message}" in str(err.value)
     assert not (tmp_path / "corpus").exists()
 
@@ -60,7 +57,7 @@ def test_convert_names_an_unreadable_file(tmp_path, content):
     else:
         train_path.write_bytes(content)
     with pytest.raises(DataError, match=f"{train_path}: cannot be read"):
-        convert.convert(convert_args(tmp_path, train_path, train_path))
+        convert.convert(**convert_args(tmp_path, train_path, train_path))
     assert not (tmp_path / "corpus").exists()
 
 

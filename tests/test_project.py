@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import spacy
 import srsly
+from packaging.requirements import Requirement
 
 from conftest import REPO, data_dir
 
@@ -28,8 +29,11 @@ SCRIPTS = PROJECT / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
+import convert  # noqa: E402
 import download  # noqa: E402
-from common import atomic_path  # noqa: E402
+from common import atomic_path, config_overrides  # noqa: E402
+from spacy_rnn.about import __version__ as spacy_rnn_version  # noqa: E402
+from spacy_rnn.corpus import DataError  # noqa: E402
 
 SMOKE_TIMEOUT = 900
 # On busy cores, torch's OpenMP threads spin-wait for each other: a few training steps then take 30x longer.
@@ -42,12 +46,12 @@ def run(args, cwd=None, env=None, timeout=300):
 
 
 def copy_project(root: Path) -> Path:
-    """project/ in a fresh folder, beside links to the configs and the package
-    that its commands read as ../configs and ../spacy_rnn."""
+    """project/ in a fresh folder, beside links to what its commands read in
+    the repository: ../configs, ../spacy_rnn, and what the wheel is built from."""
     project = root / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         "assets", "corpus", "training", "metrics", "reports", "packages", "project.lock", "__pycache__"))
-    for name in ("configs", "spacy_rnn"):
+    for name in ("configs", "spacy_rnn", "setup.cfg", "pyproject.toml", "README.md"):
         (root / name).symlink_to(REPO / name)
     return project
 
@@ -164,22 +168,29 @@ def test_readme_results_are_written_from_the_metrics(smoke, tmp_path):
     assert "| Titles |" in text
 
 
-def test_smoke_package_installs_and_loads(smoke, tmp_path):
+def test_smoke_package_installs_beside_the_spacy_rnn_wheel_and_loads(smoke, tmp_path):
+    """What docs/project.md says: install spacy-rnn's wheel from packages/spacy_rnn with the pipeline package,
+    whose spacy-rnn requirement that wheel meets, then spacy.load it (spacy_rnn coming from that wheel)."""
     project, _ = smoke
     package = project / "packages" / "en_rnn_smoke_sarcasm-0.0.0"
+    wheels = list((project / "packages" / "spacy_rnn").glob("spacy_rnn-*.whl"))
+    assert len(wheels) == 1 and wheels[0].name.split("-")[1] == spacy_rnn_version
     meta = load_json(package / "meta.json")
-    assert any(req.startswith("spacy-rnn") for req in meta["requirements"])
+    requirement = next(Requirement(req) for req in meta["requirements"] if req.startswith("spacy-rnn"))
+    assert requirement.specifier.contains(spacy_rnn_version)
     sdist = package / "dist" / "en_rnn_smoke_sarcasm-0.0.0.tar.gz"
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(sdist)], capture_output=True, text=True, timeout=300)
+         "--target", str(site), str(wheels[0]), str(sdist)], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-3000:]
-    code = "import spacy; nlp = spacy.load('en_rnn_smoke_sarcasm'); print(sorted(nlp('yeah, great idea').cats))"
+    code = ("import spacy, spacy_rnn; nlp = spacy.load('en_rnn_smoke_sarcasm'); "
+            "print(sorted(nlp('yeah, great idea').cats), spacy_rnn.__file__)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip() == "['NOT_SARCASM', 'SARCASM']"
+    cats, module = loaded.stdout.strip().rsplit(" ", 1)
+    assert cats == "['NOT_SARCASM', 'SARCASM']" and module.startswith(str(site))
 
 
 def test_second_smoke_run_skips_every_step(smoke):
@@ -283,7 +294,7 @@ def test_download_with_a_missing_local_copy_says_both_ways(tmp_path):
     assert "leave data_dir empty" in result.stderr and "point data_dir at a local copy" in result.stderr
 
 
-def test_download_catches_a_truncated_local_copy(tmp_path):
+def test_download_refuses_a_local_copy_with_another_md5(tmp_path):
     folder = tmp_path / "sarcasm"
     folder.mkdir()
     rows = [json.dumps({"text": f"reply {i}", "label": "SARCASM", "pair_id": i // 2}) for i in range(10)]
@@ -291,18 +302,53 @@ def test_download_catches_a_truncated_local_copy(tmp_path):
         (folder / f"sarc_pol_balanced_{split}.jsonl").write_text("\n".join(rows) + "\n")
     result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
     assert result.returncode == 1
-    assert "sarcasm train" in result.stderr and "has 10 rows, expected 13,668" in result.stderr
-    assert not (tmp_path / "assets").exists()
+    assert f"{folder / 'sarc_pol_balanced_train.jsonl'} has the md5" in result.stderr
+    assert "a truncated or different copy" in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "assets").glob("*.jsonl"))
 
 
-def test_download_copy_names_the_line_of_a_malformed_record(tmp_path):
-    folder = tmp_path / "sarcasm"
-    folder.mkdir()
-    good = json.dumps({"text": "reply", "label": "SARCASM", "pair_id": 0})
-    (folder / "sarc_pol_balanced_train.jsonl").write_text(f"{good}\n{good}\n{{\"text\": \"cut\n")
-    result = run([str(SCRIPTS / "download.py"), "sarcasm", str(tmp_path / "assets"), "--data-dir", str(tmp_path)])
-    assert result.returncode == 1
-    assert f"{folder / 'sarc_pol_balanced_train.jsonl'}:3: not valid JSON" in result.stderr
+def test_download_copies_the_local_assets_and_replaces_a_stale_file(shared_data, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "sst5_dev.jsonl").write_text("stale\n")
+    result = run([str(SCRIPTS / "download.py"), "sst5", str(assets), "--data-dir", str(shared_data)])
+    assert result.returncode == 0, result.stderr
+    for name in ("sst5_train.jsonl", "sst5_dev.jsonl", "sst5_test.jsonl"):
+        assert (assets / name).read_bytes() == (shared_data / "stars" / "sst5" / name).read_bytes()
+    assert "md5 checked" in result.stdout
+
+
+def test_a_marc_sample_has_the_local_copy_sizes_and_the_whole_test_split():
+    records = {"train": [{"text": str(i), "label": i % 5 + 1} for i in range(100)],
+               "dev": [{"text": "validation"}], "test": [{"text": f"t{i}"} for i in range(7)]}
+    drawn = download.draw_sample(records, {"train": 30, "dev": 10})
+    assert [len(drawn[split]) for split in ("train", "dev", "test")] == [30, 10, 7]
+    assert not {r["text"] for r in drawn["train"]} & {r["text"] for r in drawn["dev"]}
+    assert all(r in records["train"] for r in drawn["train"] + drawn["dev"]) and drawn["test"] == records["test"]
+    assert drawn == download.draw_sample(records, {"train": 30, "dev": 10})
+    assert download.DATASETS["marc"].sample == {"train": 11220, "dev": 1238}
+
+
+def test_project_assets_are_copied_from_data_dir_with_their_checksums(shared_data, tmp_path):
+    project = copy_project(tmp_path)
+    command = ["-m", "spacy", "project", "assets", str(project), "--vars.data_dir", str(shared_data)]
+    first = run(command)
+    assets = srsly.read_yaml(project / "project.yml")["assets"]
+    assert first.returncode == 0 and len(assets) == 11, first.stdout[-3000:]
+    assert "Checksum doesn't match" not in first.stdout and "fail" not in first.stdout.lower()
+    for asset in assets:
+        assert (project / asset["dest"]).is_file(), asset["dest"]
+    second = run(command)
+    assert second.stdout.count("Skipping download with matching checksum") == 11, second.stdout[-3000:]
+
+
+def test_project_readme_is_what_spacy_project_document_writes():
+    result = run(["-m", "spacy", "project", "document", str(PROJECT)])
+    assert result.returncode == 0, result.stderr
+    start, end = "<!-- WEASEL: AUTO-GENERATED DOCS START (do not remove) -->", "<!-- WEASEL: AUTO-GENERATED DOCS END"
+    readme = (PROJECT / "README.md").read_text(encoding="utf8")
+    generated = readme[readme.index(start):readme.index(end)]
+    assert result.stdout[result.stdout.index(start):result.stdout.index(end)] == generated
 
 
 def test_sarc_lines_become_pairs_of_lowercased_replies():
@@ -401,3 +447,54 @@ def test_convert_cuts_dev_from_train_with_pairs_together(tmp_path):
     pairs = {split: {doc.text.split()[1] for doc in docs[split]} for split in ("train", "dev")}
     assert len(pairs["dev"]) == 10 and not pairs["train"] & pairs["dev"]
     assert all(sum(doc.cats.values()) == 1.0 for doc in docs["dev"])
+
+
+def paired_records(n_pairs):
+    return [{"text": f"{pair}-{side}", "pair_id": pair} for pair in range(n_pairs) for side in "ab"]
+
+
+def test_dev_cut_keeps_pairs_together_and_depends_only_on_the_seed():
+    records = paired_records(50)
+    train, dev = convert.split_dev(records, 0.2, seed=7, group_by="pair_id")
+    assert len(dev) == 20 and len(train) == 80
+    train_pairs, dev_pairs = {r["pair_id"] for r in train}, {r["pair_id"] for r in dev}
+    assert not train_pairs & dev_pairs and len(train_pairs | dev_pairs) == 50
+    assert all(sum(r["pair_id"] == pair for r in dev) == 2 for pair in dev_pairs)
+    assert (train, dev) == convert.split_dev(records, 0.2, seed=7, group_by="pair_id")
+    assert dev != convert.split_dev(records, 0.2, seed=8, group_by="pair_id")[1]
+    assert train == sorted(train, key=records.index), "records keep their original order"
+
+
+def test_dev_cut_without_groups_and_bad_shares():
+    train, dev = convert.split_dev([{"text": str(i)} for i in range(10)], 0.3)
+    assert len(dev) == 3 and len(train) == 7
+    with pytest.raises(ValueError, match="dev_share"):
+        convert.split_dev([{"text": "a"}], 1.0)
+    with pytest.raises(DataError, match="no 'pair_id' field"):
+        convert.split_dev([{"text": "a"}, {"text": "b"}], 0.5, group_by="pair_id")
+
+
+def test_sample_draws_whole_groups_up_to_the_limit():
+    records = paired_records(30)
+    chosen = convert.sample(records, 11, seed=0, group_by="pair_id")
+    assert len(chosen) == 10
+    assert all(sum(r["pair_id"] == c["pair_id"] for r in chosen) == 2 for c in chosen)
+    assert chosen == convert.sample(records, 11, seed=0, group_by="pair_id")
+    assert chosen == sorted(chosen, key=records.index)
+    assert convert.sample(records, 0) == records and convert.sample(records, 1000) == records
+
+
+def test_config_overrides_are_read_as_spacy_train_reads_them():
+    args = ["--paths.train", "corpus/train.spacy", "--training.max_epochs", "8", "--training.dropout=0.2",
+            "--components.textcat.model.bidirectional", "--system.gpu-allocator", "null"]
+    assert config_overrides(args) == {"paths.train": "corpus/train.spacy", "training.max_epochs": 8,
+                                      "training.dropout": 0.2, "components.textcat.model.bidirectional": True,
+                                      "system.gpu_allocator": None}
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in SCRIPTS.glob("*.py") if p.name not in (
+    "common.py", "bench_speed.py")))
+def test_every_script_has_a_help(script):
+    result = run([str(SCRIPTS / script), "--help"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Usage:" in result.stdout

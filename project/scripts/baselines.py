@@ -15,22 +15,22 @@ words of the review, and the title of the most similar training review
 
     python scripts/baselines.py textcat corpus/sarcasm metrics/sarcasm training/sarcasm_baselines
 """
-import argparse
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy
 import spacy
+import typer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from spacy.cli._util import parse_config_overrides
 from spacy.tokens import Doc
 from spacy.training import Example
+from wasabi import msg
 
-from common import fail
+from common import config_overrides, fail, run_with_overrides
 from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
 from spacy_rnn.corpus import DataError, read_docs
 from spacy_rnn.pipeline.targets import get_target
@@ -133,31 +133,38 @@ def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
     return records
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["textcat", "seq2seq"])
-    parser.add_argument("corpus", type=Path, help="folder with train, dev and test (textcat: .spacy, seq2seq: .jsonl)")
-    parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
-    parser.add_argument("training_dir", type=Path, nargs="?", help="textcat: folder for the spaCy baselines")
-    parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train spaCy's models on; -1: CPU")
-    args, rest = parser.parse_known_args()
-    if args.kind == "textcat" and args.training_dir is None:
-        parser.error("textcat baselines need a training_dir for spaCy's models")
+def main(
+    # fmt: off
+    ctx: typer.Context,  # config overrides of spaCy's models
+    kind: str = typer.Argument(..., help="textcat or seq2seq"),
+    corpus: Path = typer.Argument(
+        ..., help="Folder with train, dev and test (textcat: .spacy, seq2seq: .jsonl)", exists=True
+    ),
+    out_dir: Path = typer.Argument(..., help="Folder for the metrics, predictions and pictures"),
+    training_dir: Optional[Path] = typer.Argument(None, help="textcat: folder for spaCy's models"),
+    stars: bool = typer.Option(False, "--stars", help="Labels are star ratings: add MAE and within-one"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train spaCy's models on; -1: CPU"),
+    # fmt: on
+):
+    """Baselines on the same data as spacy-rnn; further options
+    (--section.key value) override the configs of spaCy's models."""
+    if kind not in ("textcat", "seq2seq"):
+        fail(f"Unknown kind '{kind}': use textcat or seq2seq.")
+    if kind == "textcat" and training_dir is None:
+        fail("textcat baselines need a training_dir for spaCy's models.")
     try:
-        if args.kind == "seq2seq":
-            records = title_baselines(args.corpus, args.out_dir)
+        if kind == "seq2seq":
+            records = title_baselines(corpus, out_dir)
         else:
-            overrides = parse_config_overrides(rest)
-            records = [tfidf_logreg(args.corpus, args.out_dir, args.stars)]
+            overrides = config_overrides(ctx.args)
+            records = [tfidf_logreg(corpus, out_dir, stars)]
             for key in SPACY_BASELINES:
-                records.append(spacy_baseline(key, args.corpus, args.out_dir, args.training_dir, args.stars,
-                                              args.gpu_id, overrides))
+                records.append(spacy_baseline(key, corpus, out_dir, training_dir, stars, gpu_id, overrides))
     except DataError as err:
         fail(f"{err} Run the convert step again.")
     for record in records:
-        print(f"✔ {record['system']}: {summary(record)}")
+        msg.good(f"{record['system']}: {summary(record)}")
 
 
 if __name__ == "__main__":
-    main()
+    run_with_overrides(main)

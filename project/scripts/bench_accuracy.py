@@ -8,14 +8,16 @@ baselines' records come from metrics/<dataset>/ (the `baselines-*` steps).
 Prints one table (accuracy / macro-F1, and MAE in stars for star ratings) and
 the best spacy-rnn row against the best baseline per dataset.
 
-    python scripts/bench_accuracy.py metrics/bench --datasets sarcasm sst5 marc \\
-        --configs textcat_lstm.cfg textcat_ensemble_lstm.cfg --readme ../README.md
+    python scripts/bench_accuracy.py metrics/bench --datasets "sarcasm sst5 marc" \\
+        --configs "textcat_lstm.cfg textcat_ensemble_lstm.cfg" --readme ../docs/performance.md
 """
-import argparse
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from common import read_json, write_between_markers, write_json, write_text
+import typer
+from wasabi import msg
+
+from common import config_overrides, fail, read_json, run_with_overrides, write_between_markers, write_json, write_text
 from evaluate import evaluate_pipeline
 from train import train
 
@@ -76,33 +78,39 @@ def markdown(results: Dict[str, Dict[str, Dict]], datasets: List[str], configs: 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out_dir", type=Path, help="folder for the metrics of each config and the table")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--configs", nargs="+", required=True, help="config file names in ../configs")
-    parser.add_argument("--readme", type=Path, help="replace the accuracy table between markers in this README")
-    parser.add_argument("--reuse", action="store_true", help="reuse the records of earlier runs in out_dir")
-    args, rest = parser.parse_known_args(argv)
-    from spacy.cli._util import parse_config_overrides
-
-    overrides = parse_config_overrides(rest)
+def main(
+    # fmt: off
+    ctx: typer.Context,  # config overrides for every training
+    out_dir: Path = typer.Argument(..., help="Folder for the metrics of each config and the table"),
+    configs: str = typer.Option(..., help="Config file names in ../configs, separated by spaces"),
+    datasets: str = typer.Option(" ".join(DATASETS), help="Datasets, separated by spaces"),
+    readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy table in this page"),
+    reuse: bool = typer.Option(False, "--reuse", help="Reuse the records of earlier runs in out_dir"),
+    # fmt: on
+):
+    """Train and test each config on each dataset beside the baselines; further
+    options (--section.key value) override the configs."""
+    config_names, dataset_names = configs.split(), datasets.split()
+    unknown = sorted(set(dataset_names) - set(DATASETS))
+    if unknown:
+        fail(f"Unknown dataset(s) {', '.join(unknown)}: choose from {', '.join(DATASETS)}.")
+    overrides = config_overrides(ctx.args)
     results: Dict[str, Dict[str, Dict]] = {}
-    for dataset in args.datasets:
+    for dataset in dataset_names:
         baselines_dir = PROJECT / "metrics" / dataset
         results[dataset] = {
             key: read_json(baselines_dir / f"{key}.json")
             for key in BASELINES if (baselines_dir / f"{key}.json").exists()
         }
-        for config in args.configs:
-            results[dataset][Path(config).stem] = run_config(config, dataset, args.out_dir, overrides, args.reuse)
-    report = markdown(results, args.datasets, args.configs)
-    print(report)
-    write_json(args.out_dir / "accuracy.json", results)
-    write_text(args.out_dir / "accuracy.md", report)
-    if args.readme:
-        write_between_markers(args.readme, "bench-accuracy", report)
+        for config in config_names:
+            results[dataset][Path(config).stem] = run_config(config, dataset, out_dir, overrides, reuse)
+    report = markdown(results, dataset_names, config_names)
+    msg.text(report)
+    write_json(out_dir / "accuracy.json", results)
+    write_text(out_dir / "accuracy.md", report)
+    if readme:
+        write_between_markers(readme, "bench-accuracy", report)
 
 
 if __name__ == "__main__":
-    main()
+    run_with_overrides(main)

@@ -10,12 +10,14 @@ per token that the model reads.
     python scripts/bench_memory.py                  # every case, a table
     python scripts/bench_memory.py --config ../configs/textcat_lstm.cfg --max-length 0 --batch 64
 """
-import argparse
 import json
 import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
+
+import typer
 
 CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
 LIMITS = {"spacy_rnn.TextCatRNN.v1": "max_length", "spacy_rnn.RNNEncoder.v1": "max_length",
@@ -74,14 +76,21 @@ def run_all(n_tokens: int) -> None:
               f"{result['kib_per_token']:.2f} KiB |", flush=True)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help="one case: this config (default: every case, in turn)")
-    parser.add_argument("--max-length", type=int, help="override the model's max_length (0: no limit)")
-    parser.add_argument("--tokens", type=int, default=50_000, help="tokens of the long Doc")
-    parser.add_argument("--batch", type=int, default=64, help="Docs per batch, the long one included")
-    args = parser.parse_args()
-    if args.config is None:
-        run_all(args.tokens)
+def main(
+    # fmt: off
+    config: Optional[Path] = typer.Option(None, help="One case: this config (default: every case, in turn)"),
+    max_length: Optional[int] = typer.Option(None, help="Override the model's max_length (0: no limit)"),
+    tokens: int = typer.Option(50_000, help="Tokens of the long Doc"),
+    batch: int = typer.Option(64, help="Docs per batch, the long one included"),
+    # fmt: on
+):
+    """Peak memory of spacy-rnn pipelines on a very long Doc: a Markdown table,
+    or one case as JSON."""
+    if config is None:
+        run_all(tokens)
     else:
-        print(json.dumps(measure(args.config, args.max_length, args.tokens, args.batch)))
+        print(json.dumps(measure(config, max_length, tokens, batch)))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -18,7 +18,6 @@ reported on its own.
 
     python project/scripts/bench_scale.py --data-dir ../shared/data --n-docs 2000
 """
-import argparse
 import gzip
 import json
 import os
@@ -28,7 +27,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+import typer
+from wasabi import msg
+
+from common import fail
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = ("one", "one_thread", "n_process", "dask")
@@ -112,12 +116,12 @@ def measure(mode: str, pipeline: str, corpus: str, batch_size: int, partition_si
     return {"wall_s": wall_s, "worker_rss_mb": peak_rss_mb(), "threads": torch_threads()}
 
 
-def run_mode(mode: str, args: argparse.Namespace, pipeline: Path, corpus: Path) -> Dict:
+def run_mode(mode: str, batch_size: int, partition_size: int, pipeline: Path, corpus: Path) -> Dict:
     command = [sys.executable, __file__, "--measure", mode, "--pipeline", str(pipeline), "--corpus", str(corpus),
-               "--batch-size", str(args.batch_size), "--partition-size", str(args.partition_size)]
+               "--batch-size", str(batch_size), "--partition-size", str(partition_size)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        sys.exit(f"✘ {mode} failed:\n{result.stderr[-3000:]}")
+        fail(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -155,25 +159,27 @@ def table(results: Dict[str, Dict], n_docs: int, n_words: int, load: str) -> str
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data", help="shared/data folder")
-    parser.add_argument("--n-docs", type=int, default=2000, help="reviews in the corpus")
-    parser.add_argument("--batch-size", type=int, default=128, help="nlp.pipe batch size")
-    parser.add_argument("--partition-size", type=int, default=250, help="records per Dask partition")
-    parser.add_argument("--measure", choices=MODES, help=argparse.SUPPRESS)
-    parser.add_argument("--pipeline", help=argparse.SUPPRESS)
-    parser.add_argument("--corpus", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(args.measure, args.pipeline, args.corpus, args.batch_size, args.partition_size)))
+def main(
+    # fmt: off
+    data_dir: Path = typer.Option(REPO.parent / "shared" / "data", help="The shared/data folder"),
+    n_docs: int = typer.Option(2000, help="Reviews in the corpus"),
+    batch_size: int = typer.Option(128, help="nlp.pipe batch size"),
+    partition_size: int = typer.Option(250, help="Records per Dask partition"),
+    measure_mode: Optional[str] = typer.Option(None, "--measure", hidden=True),
+    measure_pipeline: Optional[str] = typer.Option(None, "--pipeline", hidden=True),
+    measure_corpus: Optional[str] = typer.Option(None, "--corpus", hidden=True),
+    # fmt: on
+):
+    """One spacy-rnn pipeline over IMDB reviews as one process, with
+    nlp.pipe(n_process=2) and on a 2-worker Dask LocalCluster."""
+    if measure_mode:  # one mode, in the fresh process run_mode started
+        print(json.dumps(measure(measure_mode, measure_pipeline, measure_corpus, batch_size, partition_size)))
         return
-
-    source = args.data_dir / "stars" / "imdb" / "imdb_test.jsonl.gz"
+    source = data_dir / "stars" / "imdb" / "imdb_test.jsonl.gz"
     if not source.is_file():
-        sys.exit(f"✘ {source} not found: pass --data-dir, the folder that holds stars/imdb/")
+        fail(f"{source} not found: pass --data-dir, the folder that holds stars/imdb/")
     with gzip.open(source, "rt", encoding="utf8") as file_:
-        records = [json.loads(line) for line, _ in zip(file_, range(args.n_docs))]
+        records = [json.loads(line) for line, _ in zip(file_, range(n_docs))]
     n_words = sum(len(record["text"].split()) for record in records)
     with tempfile.TemporaryDirectory() as tmp:
         corpus, pipeline = Path(tmp) / "imdb.jsonl", Path(tmp) / "pipeline"
@@ -182,11 +188,11 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         results = {}
         for mode in MODES:
-            print(f"measuring {mode} ...", file=sys.stderr, flush=True)
-            results[mode] = run_mode(mode, args, pipeline, corpus)
+            msg.info(f"Measuring {mode} ...")
+            results[mode] = run_mode(mode, batch_size, partition_size, pipeline, corpus)
     load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     print(table(results, len(records), n_words, load))
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)

@@ -1,11 +1,15 @@
-"""Helpers shared by the project scripts: atomic writes and clean failures."""
+"""Helpers shared by the project scripts: atomic writes, config overrides
+from the command line, and clean failures."""
 import json
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, NoReturn, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NoReturn, Union
+
+import srsly
+import typer
 
 PathLike = Union[str, Path]
 
@@ -40,18 +44,13 @@ def write_text(path: PathLike, text: str) -> None:
 
 
 def write_json(path: PathLike, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl(path: PathLike, records: Iterable[Dict]) -> int:
-    """Write records as JSON Lines (UTF-8, not escaped); returns how many."""
-    n = 0
     with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf8") as file_:
-            for record in records:
-                file_.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
-    return n
+        srsly.write_json(tmp, data)
+
+
+def write_jsonl(path: PathLike, records: Iterable[Dict]) -> None:
+    with atomic_path(path) as tmp:
+        srsly.write_jsonl(tmp, records)
 
 
 def read_json(path: PathLike) -> Any:
@@ -59,7 +58,7 @@ def read_json(path: PathLike) -> Any:
     (and line) when it cannot be read or parsed."""
     try:
         with Path(path).open(encoding="utf8") as file_:
-            return json.load(file_)
+            return json.load(file_)  # not srsly: its errors do not say where
     except OSError as err:
         fail(f"{path}: cannot be read ({err.strerror}).")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -69,7 +68,7 @@ def read_json(path: PathLike) -> Any:
 
 def write_between_markers(path: PathLike, name: str, text: str) -> None:
     """Replace what lies between the lines `<!-- name:start -->` and
-    `<!-- name:end -->` of `path` (e.g. the README) with `text`, atomically;
+    `<!-- name:end -->` of `path` (a page of docs/) with `text`, atomically;
     stops the script if the markers are missing."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     content = Path(path).read_text(encoding="utf8")
@@ -80,7 +79,37 @@ def write_between_markers(path: PathLike, name: str, text: str) -> None:
     write_text(path, f"{before}{start}\n{text.rstrip(chr(10))}\n{end}{after}")
 
 
+def run_with_overrides(command: Callable) -> None:
+    """Run a typer command that also takes `--section.key value` config
+    overrides (in its `ctx.args`; see `config_overrides`), as `spacy train` does."""
+    app = typer.Typer(add_completion=False)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app()
+
+
+def config_overrides(args: List[str]) -> Dict[str, Any]:
+    """Config overrides given as `spacy train` takes them: `--section.key value`
+    or `--section.key=value`, values read as JSON where they are JSON (else
+    strings), a bare `--section.key` as true."""
+    overrides: Dict[str, Any] = {}
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or "." not in arg:
+            fail(f"Unexpected argument '{arg}': config overrides look like --section.key value.")
+        name, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            value = args.pop(0) if args and not args[0].startswith("--") else "true"
+        try:
+            overrides[name.replace("-", "_")] = srsly.json_loads(value)
+        except ValueError:
+            overrides[name.replace("-", "_")] = value
+    return overrides
+
+
 def fail(message: str) -> NoReturn:
-    """Stop the script with a message and exit status 1 (no traceback)."""
+    """Stop the script with a message on stderr and exit status 1 (no
+    traceback); unlike wasabi's msg.fail, which prints to stdout and wraps
+    lines, it keeps paths and commands in one piece."""
     print(f"✘ {message}", file=sys.stderr, flush=True)
     sys.exit(1)

@@ -1,37 +1,41 @@
 """Put one dataset into the project's assets as JSON Lines, in the schema of
-shared/data (see its PROVENANCE.md).
+shared/data (see its PROVENANCE.md). Two ways, the same files:
 
-Two ways, the same files:
-- `--data-dir DIR`: copy from a local copy of the data (a folder with
-  sarcasm/, stars/ and seq2seq/, such as ../../shared/data seen from project/);
-- no `--data-dir`: download the canonical copies (Hugging Face ids with the
-  `datasets` library, original URLs into `<output_dir>/raw/`, both cached)
-  and convert them.
-
-Every split's row count is checked against the published size, so a
-truncated download or copy stops here instead of training on part of it.
+- `--data-dir DIR`: the dataset's assets of project.yml, copied by Weasel from
+  a local copy of the data (a folder with sarcasm/, stars/ and seq2seq/, such
+  as ../../shared/data seen from project/) and checked against their md5;
+- no `--data-dir`: download the canonical copies (original URLs into
+  `<output_dir>/raw/`, Hugging Face datasets with the `datasets` library; both
+  cached) and convert them. Every split's row count is checked. With
+  `--sample`, MARC-en's train and dev are drawn from its official train split
+  at the local copy's sizes (the official test split stays whole), so that
+  the docs' figures can be reproduced.
 
     python scripts/download.py sarcasm assets/sarcasm --data-dir ../../shared/data
+    python scripts/download.py marc assets/marc_en --sample
 """
-import argparse
 import bz2
 import csv
 import hashlib
 import io
 import json
+import random
 import re
-import shutil
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
+import typer
 from tqdm import tqdm
+from wasabi import msg
+from weasel.cli.assets import fetch_asset
+from weasel.util import download_file, get_checksum, load_project_config
 
 from common import atomic_path, fail, write_jsonl
-from spacy_rnn.corpus import DataError, read_jsonl
+from spacy_rnn.corpus import DataError
 
+PROJECT = Path(__file__).resolve().parents[1]
 Records = Dict[str, List[Dict]]  # split -> records
 
 SARC_URL = "https://nlp.cs.princeton.edu/SARC/2.0/pol/"
@@ -50,28 +54,22 @@ SST_LABELS = ["very negative", "negative", "neutral", "positive", "very positive
 class Dataset:
     """A dataset as the project uses it."""
 
-    local_dir: str  # folder inside data_dir
-    files: Dict[str, str]  # split -> file name (the same in data_dir and in assets)
-    required: Tuple[str, ...]  # fields every record has
-    counts: Dict[str, int]  # rows per split of the local copy
-    download_counts: Dict[str, int]  # rows per split of the canonical copy
+    files: Dict[str, str]  # split -> file name (of its asset in project.yml)
+    counts: Dict[str, int]  # rows per split of the canonical copy
     sources: str  # what is downloaded, in words
     fetch: Callable[[Path], Any]  # network: get the raw data (cached in the folder given)
     convert: Callable[[Any], Records]  # raw data -> records per split
+    sample: Optional[Dict[str, int]] = None  # --sample: train and dev sizes drawn from the canonical train split
 
 
 def fetch_url(url: str, raw_dir: Path) -> Path:
     """Download `url` into `raw_dir` (kept as a cache: a file already there is
-    not fetched again), with a progress bar."""
+    not fetched again)."""
     path = raw_dir / url.rsplit("/", 1)[-1]
-    if path.exists():
-        return path
-    with urllib.request.urlopen(url, timeout=60) as response, atomic_path(path) as tmp:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tmp.open("wb") as file_, tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                file_.write(chunk)
-                bar.update(len(chunk))
+    if not path.exists():
+        msg.info(f"Downloading {url}")
+        with atomic_path(path) as tmp:
+            download_file(url, tmp, force=True)
     return path
 
 
@@ -190,45 +188,34 @@ def convert_titles(zip_path: Path) -> Records:
 
 DATASETS = {
     "sarcasm": Dataset(
-        local_dir="sarcasm",
         files={"train": "sarc_pol_balanced_train.jsonl", "test": "sarc_pol_balanced_test.jsonl"},
-        required=("text", "label", "pair_id"),
         counts={"train": 13668, "test": 3406},
-        download_counts={"train": 13668, "test": 3406},
         sources=f"SARC 2.0 pol (balanced) from {SARC_URL}",
         fetch=fetch_sarc,
         convert=convert_sarc,
     ),
     "sst5": Dataset(
-        local_dir="stars/sst5",
         files={"train": "sst5_train.jsonl", "dev": "sst5_dev.jsonl", "test": "sst5_test.jsonl"},
-        required=("text", "label"),
         counts={"train": 8544, "dev": 1101, "test": 2210},
-        download_counts={"train": 8544, "dev": 1101, "test": 2210},
         sources=f"the Stanford Sentiment Treebank from {SST_URL}",
         fetch=fetch_sst,
         convert=convert_sst,
     ),
     "marc": Dataset(
-        local_dir="stars/marc_en",
         files={"train": "marc_en_train.jsonl", "dev": "marc_en_dev.jsonl", "test": "marc_en_test.jsonl"},
-        required=("text", "label"),
-        counts={"train": 11220, "dev": 1238, "test": 5000},
-        download_counts={"train": 200000, "dev": 5000, "test": 5000},
+        counts={"train": 200000, "dev": 5000, "test": 5000},
         sources=f"MARC-en from the Hugging Face Hub with the `datasets` library ({MARC_ID}, config 'en')",
         fetch=fetch_marc,
         convert=convert_marc,
+        sample={"train": 11220, "dev": 1238},
     ),
     "titles": Dataset(
-        local_dir="seq2seq",
         files={
             "train": "womens_clothing_title_train.jsonl",
             "dev": "womens_clothing_title_dev.jsonl",
             "test": "womens_clothing_title_test.jsonl",
         },
-        required=("text", "target"),
         counts={"train": 15650, "dev": 2008, "test": 2017},
-        download_counts={"train": 15650, "dev": 2008, "test": 2017},
         sources=f"Women's E-Commerce Clothing Reviews from {WECR_URL} (the CSV of {WECR_KAGGLE})",
         fetch=fetch_titles,
         convert=convert_titles,
@@ -246,36 +233,41 @@ def two_ways(name: str, dataset: Dataset) -> str:
     )
 
 
-def check_counts(name: str, where: str, found: Dict[str, int], expected: Dict[str, int], advice: str) -> None:
-    for split, n in expected.items():
-        if found[split] != n:
-            fail(f"{name} {split} ({where}) has {found[split]:,} rows, expected {n:,}: a truncated or different "
-                 f"copy. {advice}")
-
-
-def copy_local(name: str, dataset: Dataset, data_dir: Path, output_dir: Path) -> None:
-    """Validate each file of a local copy (JSON on every line, row count) and
-    copy it into the assets."""
-    folder = data_dir / dataset.local_dir
-    found = {}
-    for split, file_name in dataset.files.items():
-        source = folder / file_name
+def copy_local(name: str, dataset: Dataset, data_dir: str, output_dir: Path) -> None:
+    """Copy the dataset's assets (project.yml, url under data_dir) into
+    output_dir with Weasel, and check each file's md5 against project.yml's."""
+    config = load_project_config(PROJECT, overrides={"vars.data_dir": data_dir})
+    assets = {Path(asset["dest"]).name: asset for asset in config["assets"]}
+    for file_name in dataset.files.values():
+        asset, dest = assets[file_name], (output_dir / file_name).resolve()
+        source = PROJECT / asset["url"]  # an absolute url stays itself
         if not source.is_file():
             fail(f"{source} not found (data_dir={data_dir}).\n{two_ways(name, dataset)}")
-        try:
-            found[split] = sum(1 for _ in tqdm(read_jsonl(source, dataset.required), desc=file_name, unit=" rows"))
-        except DataError as err:
-            fail(f"{err} Fix or replace that file in the local copy.")
-    check_counts(name, str(folder), found, dataset.counts, "Replace the local copy with a complete one.")
-    for split, file_name in dataset.files.items():
-        with atomic_path(output_dir / file_name) as tmp:
-            shutil.copyfile(folder / file_name, tmp)
-    print(f"✔ {name}: copied {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
+        if dest.exists() and get_checksum(dest) != asset["checksum"]:
+            dest.unlink()  # Weasel would keep a stale file
+        fetch_asset(PROJECT, asset["url"], dest, asset["checksum"])
+        found = get_checksum(dest)
+        if found != asset["checksum"]:
+            dest.unlink()
+            fail(f"{source} has the md5 {found}, and project.yml expects {asset['checksum']}: a truncated or "
+                 f"different copy. Replace it with a complete one, or leave data_dir empty to download the data.")
+    msg.good(f"{name}: {len(dataset.files)} files copied, md5 checked", str(output_dir))
 
 
-def download(name: str, dataset: Dataset, output_dir: Path) -> None:
+def draw_sample(records: Records, sizes: Dict[str, int], seed: int = 0) -> Records:
+    """Train and dev of the given sizes, drawn at random (fixed seed) from the
+    canonical train split; the test split stays whole."""
+    pool = list(records["train"])
+    random.Random(seed).shuffle(pool)
+    n_train = sizes["train"]
+    return {"train": pool[:n_train], "dev": pool[n_train:n_train + sizes["dev"]], "test": records["test"]}
+
+
+def download(name: str, dataset: Dataset, output_dir: Path, sample: bool = False) -> None:
     """Fetch the canonical copy (raw files cached in output_dir/raw), convert
-    it to the assets' JSONL schema."""
+    it to the assets' JSONL schema, and check every split's row count."""
+    if sample and dataset.sample is None:
+        fail(f"--sample: the '{name}' download is complete as it is; drop the option.")
     try:
         raw = dataset.fetch(output_dir / "raw")
     except ImportError:
@@ -284,26 +276,34 @@ def download(name: str, dataset: Dataset, output_dir: Path) -> None:
         fail(f"Could not download the '{name}' data ({type(err).__name__}: {err}).\n{two_ways(name, dataset)}")
     records = dataset.convert(raw)
     found = {split: len(rows) for split, rows in records.items()}
-    check_counts(name, dataset.sources, found, dataset.download_counts,
-                 f"Delete {output_dir / 'raw'} (and, for Hub datasets, the `datasets` cache in "
-                 "~/.cache/huggingface) and download again.")
+    if found != dataset.counts:
+        fail(f"{name} ({dataset.sources}) has {found} rows, expected {dataset.counts}: a truncated or different copy. "
+             f"Delete {output_dir / 'raw'} (and, for Hub datasets, the `datasets` cache in ~/.cache/huggingface) "
+             "and download again.")
+    if sample:
+        records = draw_sample(records, dataset.sample)
     for split, file_name in dataset.files.items():
         write_jsonl(output_dir / file_name, records[split])
-    print(f"✔ {name}: wrote {', '.join(f'{split} {n:,}' for split, n in found.items())} rows to {output_dir}")
+    msg.good(f"{name}: wrote {', '.join(f'{split} {len(records[split]):,}' for split in dataset.files)} rows",
+             str(output_dir))
 
 
-def main(name: str, output_dir: Path, data_dir: Optional[str] = None) -> None:
-    dataset = DATASETS[name]
+def main(
+    # fmt: off
+    name: str = typer.Argument(..., help=f"The dataset: {', '.join(DATASETS)}"),
+    output_dir: Path = typer.Argument(..., help="Folder to write the JSONL files to"),
+    data_dir: str = typer.Option("", help="A local copy of the data (seen from project/); empty: download"),
+    sample: bool = typer.Option(False, "--sample", help="MARC-en download: train and dev at the local copy's sizes"),
+    # fmt: on
+):
+    """Put one dataset into the project's assets as JSON Lines."""
+    if name not in DATASETS:
+        fail(f"Unknown dataset '{name}': choose from {', '.join(DATASETS)}.")
     if data_dir:
-        copy_local(name, dataset, Path(data_dir), output_dir)
+        copy_local(name, DATASETS[name], data_dir, output_dir)
     else:
-        download(name, dataset, output_dir)
+        download(name, DATASETS[name], output_dir, sample)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(DATASETS), help="which dataset")
-    parser.add_argument("output_dir", type=Path, help="folder to write the JSONL files to")
-    parser.add_argument("--data-dir", default="", help="a local copy of the data; empty: download")
-    args = parser.parse_args()
-    main(args.name, args.output_dir, args.data_dir)
+    typer.run(main)

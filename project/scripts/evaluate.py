@@ -10,13 +10,16 @@ come, in OUT_DIR:
   within one star. Seq2seq: ROUGE-1/2/L, BLEU and exact match. Both with
   spaCy's own scores, its words/s, and the training time from train.json.
 - `<key>_predictions.jsonl`: text, gold and prediction for every test Doc;
-- `<key>_confusion.png` (classification) and, given `--log`,
-  `<key>_learning_curve.png`: dev score and training loss over the steps.
+- `<key>_confusion.png` (classification): the confusion matrix as shares of
+  each gold class (recall on the diagonal) with the counts, on a fixed 0-1
+  colour scale;
+- given `--log`, `<key>_learning_curve.png`: the dev score, named after the
+  config's score weights, with model-best's step marked, and the training
+  loss over the steps.
 
     python scripts/evaluate.py training/sarcasm/model-best corpus/sarcasm/test.spacy metrics/sarcasm \\
         --key rnn --name "spacy-rnn LSTM" --log training/sarcasm/log.jsonl --train-info training/sarcasm/train.json
 """
-import argparse
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -27,10 +30,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
 import spacy  # noqa: E402
+import typer  # noqa: E402
 from sklearn import metrics  # noqa: E402
 from spacy.language import Language  # noqa: E402
 from spacy.scorer import Scorer  # noqa: E402
 from spacy.training import Example  # noqa: E402
+from wasabi import msg  # noqa: E402
 
 from common import atomic_path, fail, read_json, write_json, write_jsonl  # noqa: E402
 from spacy_rnn.corpus import DataError, read_docs, read_jsonl  # noqa: E402
@@ -89,18 +94,25 @@ def classification_metrics(gold: Sequence[str], pred: Sequence[str], labels: Seq
 
 
 def plot_confusion(confusion: Dict, title: str, path: Path) -> None:
-    matrix = numpy.array(confusion["matrix"])
+    """The confusion matrix normalised by row: each cell is the share of a gold
+    class's Docs predicted as a class (the diagonal is each class's recall),
+    with the count beside it. Colours are on a fixed 0-1 scale, so a shade
+    means the same share in every picture and a rare class's errors show."""
+    counts = numpy.array(confusion["matrix"])
+    shares = counts / numpy.maximum(counts.sum(axis=1, keepdims=True), 1)
     labels = confusion["labels"]
-    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
-    ax.imshow(matrix, cmap="Blues")
-    for (row, col), count in numpy.ndenumerate(matrix):
-        dark = count > matrix.max() / 2
-        ax.text(col, row, str(count), ha="center", va="center", color="white" if dark else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 3 else 0)
-    ax.set_yticks(range(len(labels)), labels)
+    side = 1.1 * len(labels) + 2.5
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    display = metrics.ConfusionMatrixDisplay(shares, display_labels=labels)
+    display.plot(ax=ax, cmap="Blues", im_kw={"vmin": 0.0, "vmax": 1.0},
+                 xticks_rotation=30 if max(map(len, labels)) > 3 else "horizontal")
+    for (row, col), text in numpy.ndenumerate(display.text_):
+        text.set_text(f"{shares[row, col]:.0%}\n({counts[row, col]:,})")
+        text.set_color("white" if shares[row, col] > 0.5 else "black")
+    display.im_.colorbar.set_label("share of the gold class")
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    ax.set_title(title)
+    ax.set_title(f"{title}\nrecall per gold class (count)")
     save_figure(fig, path)
 
 
@@ -110,26 +122,46 @@ def read_log(log_path: Path) -> List[Dict]:
 
 
 def best_checkpoint(log: List[Dict]) -> Dict:
-    """The evaluation with the best dev score: the one model-best keeps."""
-    best = max(log, key=lambda entry: entry["score"])
+    """The evaluation that model-best keeps: the best dev score, the latest
+    of equal ones (as `spacy train` saves it)."""
+    best = max(log, key=lambda entry: (entry["score"], entry["step"]))
     return {"score": best["score"], "step": best["step"], "epoch": best["epoch"]}
 
 
-def plot_learning_curve(log: List[Dict], title: str, path: Path) -> None:
-    """Dev score and mean training loss per step (spaCy logs the loss summed
-    since the previous evaluation) over the training steps."""
+def score_name(score_weights: Dict[str, Optional[float]], scores: Dict) -> str:
+    """What `spacy train`'s dev score is, from the config's score weights, e.g.
+    "cats_score (macro F)" or "s2s_rougeL"; a weighted sum when several count."""
+    weighted = {name: weight for name, weight in score_weights.items() if weight}
+    if len(weighted) == 1:
+        name = next(iter(weighted))
+        description = scores.get(f"{name}_desc")
+        return f"{name} ({description})" if description else name
+    return " + ".join(f"{weight:g} × {name}" for name, weight in weighted.items())
+
+
+def plot_learning_curve(log: List[Dict], title: str, path: Path, metric: str) -> None:
+    """The dev score (`metric`, ×100) with the model-best checkpoint marked, and
+    the mean training loss per step (spaCy logs the loss summed since the
+    previous evaluation), over the training steps."""
     steps = [entry["step"] for entry in log]
     losses = []
     for previous, entry in zip([None] + log[:-1], log):
         n_steps = max(1, entry["step"] - (previous["step"] if previous else -1))
         losses.append(sum(entry["losses"].values()) / n_steps)
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6.5, 5))
-    top.plot(steps, [entry["score"] for entry in log], marker="o")
-    top.set_ylabel("dev score")
-    top.set_title(title)
+    best = best_checkpoint(log)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5))
+    top.plot(steps, [100 * entry["score"] for entry in log], marker="o", label="dev score")
+    top.plot(best["step"], 100 * best["score"], marker="*", markersize=16, color="tab:orange", linestyle="none",
+             label=f"model-best: {100 * best['score']:.1f} at step {best['step']:,}")
+    top.set_ylabel(f"dev {metric.split(' (')[0]} ×100")
+    top.set_title(f"{title}\ndev score: {metric}")
+    top.legend(loc="best")
     bottom.plot(steps, losses, marker="o", color="tab:red")
     bottom.set_ylabel("training loss / step")
     bottom.set_xlabel("step")
+    for ax in (top, bottom):
+        ax.axvline(best["step"], color="tab:orange", linestyle="--", alpha=0.6)
+        ax.grid(alpha=0.3)
     save_figure(fig, path)
 
 
@@ -173,15 +205,16 @@ def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool) ->
 
 
 def write_outputs(out_dir: Path, key: str, name: str, result: Dict, extra: Dict,
-                  log: Optional[Path] = None) -> Dict:
-    """Write <key>.json, <key>_predictions.jsonl and the pictures."""
+                  log: Optional[Path] = None, metric: str = "score") -> Dict:
+    """Write <key>.json, <key>_predictions.jsonl and the pictures (the
+    learning curve from `log`, whose dev score is `metric`)."""
     record = {"system": name, **result["metrics"], **extra}
     write_json(out_dir / f"{key}.json", record)
     write_jsonl(out_dir / f"{key}_predictions.jsonl", result["predictions"])
     if "confusion" in record:
         plot_confusion(record["confusion"], name, out_dir / f"{key}_confusion.png")
     if log is not None:
-        plot_learning_curve(read_log(log), name, out_dir / f"{key}_learning_curve.png")
+        plot_learning_curve(read_log(log), name, out_dir / f"{key}_learning_curve.png", metric)
     return record
 
 
@@ -217,7 +250,8 @@ def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, nam
         extra["train_seconds"] = extra["training"]["seconds"]
     if log is not None:
         extra["best_dev"] = best_checkpoint(read_log(log))
-    return write_outputs(out_dir, key, name, evaluate_predictions(examples, nlp, stars), extra, log)
+    metric = score_name(nlp.config["training"]["score_weights"], spacy_scores)
+    return write_outputs(out_dir, key, name, evaluate_predictions(examples, nlp, stars), extra, log, metric)
 
 
 def summary(record: Dict) -> str:
@@ -225,21 +259,26 @@ def summary(record: Dict) -> str:
     return ", ".join(f"{key} {record[key]:.3f}" for key in keys if record.get(key) is not None)
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, help="a trained pipeline (e.g. training/sarcasm/model-best)")
-    parser.add_argument("test", type=Path, help="the test DocBin (.spacy), or seq2seq records (.jsonl)")
-    parser.add_argument("out_dir", type=Path, help="folder for the metrics, predictions and pictures")
-    parser.add_argument("--key", default="rnn", help="file name stem of the outputs")
-    parser.add_argument("--name", help="the system's name in tables and pictures (default: from the config)")
-    parser.add_argument("--stars", action="store_true", help="labels are star ratings: add MAE and within-one")
-    parser.add_argument("--log", type=Path, help="training log.jsonl, for the learning curve")
-    parser.add_argument("--train-info", type=Path, help="train.json written by scripts/train.py")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to run on; -1: CPU")
-    args = parser.parse_args()
+def main(
+    # fmt: off
+    model: Path = typer.Argument(..., help="A trained pipeline (e.g. training/sarcasm/model-best)", exists=True),
+    test: Path = typer.Argument(..., help="The test DocBin (.spacy), or seq2seq records (.jsonl)"),
+    out_dir: Path = typer.Argument(..., help="Folder for the metrics, predictions and pictures"),
+    key: str = typer.Option("rnn", help="File name stem of the outputs"),
+    name: Optional[str] = typer.Option(None, help="The system's name in tables and pictures (default: from config)"),
+    stars: bool = typer.Option(False, "--stars", help="Labels are star ratings: add MAE and within-one"),
+    log: Optional[Path] = typer.Option(None, help="The training log.jsonl, for the learning curve"),
+    train_info: Optional[Path] = typer.Option(None, help="The train.json written by scripts/train.py"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1: CPU"),
+    # fmt: on
+):
+    """Evaluate a trained pipeline on the test split and draw its pictures."""
     try:
-        result = evaluate_pipeline(args.model, args.test, args.out_dir, args.key, args.name, args.stars, args.log,
-                                   args.train_info, args.gpu_id)
+        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id)
     except DataError as err:
         fail(f"{err} Run the step that writes it again.")
-    print(f"✔ {result['system']}: {summary(result)} ({args.out_dir / (args.key + '.json')})")
+    msg.good(f"{result['system']}: {summary(result)}", str(out_dir / f"{key}.json"))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -2,21 +2,23 @@
 
     python scripts/report.py workflow reports/stars.md --title "Review stars" \\
         --section "SST-5=metrics/sst5" --section "MARC-en=metrics/marc"
-    python scripts/report.py readme ../README.md --section "SST-5=metrics/sst5" ...
+    python scripts/report.py readme ../docs/project.md --section "SST-5=metrics/sst5" ...
 
 `workflow`: one report with, per section (a metrics folder), the comparison
 table of spacy-rnn and the baselines, spacy-rnn's per-class scores, its
 confusion matrix and learning curve, and example predictions.
-`readme`: the results tables of all sections, written into the README between
+`readme`: the results tables of all sections, written into a Markdown page between
 the lines `<!-- project-results:start -->` and `<!-- project-results:end -->`.
 """
-import argparse
 import os
 import random
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from common import atomic_path, fail, read_json, write_between_markers
+import typer
+from wasabi import msg
+
+from common import fail, read_json, write_between_markers, write_text
 from spacy_rnn.corpus import DataError, read_jsonl
 
 TEXTCAT_SYSTEMS = ("rnn", "tfidf", "bow", "ensemble", "bilstm")
@@ -136,9 +138,8 @@ def section_markdown(title: str, metrics_dir: Path, report_dir: Path) -> str:
 def write_report(output: Path, title: str, sections: List[Tuple[str, Path]]) -> None:
     body = [f"# {title}", "Written by `scripts/report.py` from the metrics in `metrics/`; test splits throughout."]
     body += [section_markdown(name, metrics_dir, output.parent) for name, metrics_dir in sections]
-    with atomic_path(output) as tmp:
-        tmp.write_text("\n\n".join(body) + "\n", encoding="utf8")
-    print(f"✔ {output}")
+    write_text(output, "\n\n".join(body) + "\n")
+    msg.good(f"Report written: {output}")
 
 
 def readme_tables(sections: List[Tuple[str, Path]]) -> str:
@@ -171,28 +172,45 @@ def readme_tables(sections: List[Tuple[str, Path]]) -> str:
 
 def write_readme(readme: Path, sections: List[Tuple[str, Path]]) -> None:
     write_between_markers(readme, "project-results", readme_tables(sections))
-    print(f"✔ results tables written into {readme}")
+    msg.good(f"Results tables written into {readme}")
 
 
-def parse_section(value: str) -> Tuple[str, Path]:
-    name, sep, folder = value.rpartition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected TITLE=METRICS_DIR, got {value!r}")
-    return name, Path(folder)
+def parse_sections(values: List[str]) -> List[Tuple[str, Path]]:
+    """(title, metrics folder) of each TITLE=METRICS_DIR."""
+    sections = []
+    for value in values:
+        name, sep, folder = value.rpartition("=")
+        if not sep or not name:
+            fail(f"--section: expected TITLE=METRICS_DIR, got '{value}'.")
+        sections.append((name, Path(folder)))
+    return sections
+
+
+app = typer.Typer(add_completion=False, help="Markdown reports from the metrics of evaluate.py and baselines.py.")
+SECTION = typer.Option(..., "--section", help="TITLE=METRICS_DIR, once per dataset")
+
+
+@app.command("workflow")
+def workflow_cli(
+    output: Path = typer.Argument(..., help="The report to write"),
+    title: str = typer.Option("spacy-rnn results", help="The report's title"),
+    section: List[str] = SECTION,
+):
+    """One report: per dataset, the comparison table, pictures and example predictions."""
+    try:
+        write_report(output, title, parse_sections(section))
+    except DataError as err:
+        fail(f"{err} Run the evaluate step again.")
+
+
+@app.command("readme")
+def readme_cli(
+    page: Path = typer.Argument(..., help="The page to update (docs/project.md)", exists=True, dir_okay=False),
+    section: List[str] = SECTION,
+):
+    """The results tables of all datasets, written into a page between its project-results markers."""
+    write_readme(page, parse_sections(section))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["workflow", "readme"])
-    parser.add_argument("output", type=Path, help="the report to write, or the README to update")
-    parser.add_argument("--title", default="spacy-rnn results", help="the report's title")
-    parser.add_argument("--section", type=parse_section, action="append", required=True,
-                        help="TITLE=METRICS_DIR, once per dataset")
-    args = parser.parse_args()
-    try:
-        if args.mode == "workflow":
-            write_report(args.output, args.title, args.section)
-        else:
-            write_readme(args.output, args.section)
-    except DataError as err:
-        fail(f"{err} Run the evaluate step again.")
+    app()

@@ -7,10 +7,12 @@ would also hash the __pycache__ files, which change with every checkout).
 
     python scripts/sources.py training/spacy_rnn_sources.txt ../spacy_rnn
 """
-import argparse
 import hashlib
 from pathlib import Path
 from typing import List
+
+import typer
+from wasabi import msg
 
 from common import fail, write_text
 
@@ -27,12 +29,16 @@ def fingerprint(paths: List[Path]) -> str:
     return "".join(f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.as_posix()}\n" for f in files)
 
 
+def main(
+    output: Path = typer.Argument(..., help="The fingerprint file to write"),
+    paths: List[Path] = typer.Argument(..., help="Folders (their *.py files) and files"),
+):
+    """Write the md5 of each source file, only when one changed."""
+    text = fingerprint(paths)
+    if not output.exists() or output.read_text(encoding="utf8") != text:
+        write_text(output, text)
+    msg.good(f"{output}: {text.count(chr(10))} files")
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output", type=Path, help="the fingerprint file to write")
-    parser.add_argument("paths", type=Path, nargs="+", help="folders (their *.py files) and files")
-    args = parser.parse_args()
-    text = fingerprint(args.paths)
-    if not args.output.exists() or args.output.read_text(encoding="utf8") != text:
-        write_text(args.output, text)
-    print(f"✔ {args.output}: {text.count(chr(10))} files")
+    typer.run(main)

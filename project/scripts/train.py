@@ -11,17 +11,17 @@ message naming the file and the Doc or line.
     python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm \\
         --paths.train corpus/sarcasm/train.spacy --paths.dev corpus/sarcasm/dev.spacy --training.max_epochs 2
 """
-import argparse
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import spacy
-from spacy.cli._util import parse_config_overrides
+import typer
 from spacy.cli.train import train as spacy_train
 from spacy.util import load_config
+from wasabi import msg
 
-from common import fail, write_json
+from common import config_overrides, fail, run_with_overrides, write_json
 from spacy_rnn.corpus import DataError, check_training_docs, read_docs, read_jsonl
 
 TEXTCAT_FACTORIES = {"textcat", "textcat_multilabel"}
@@ -74,20 +74,23 @@ def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> 
     return info
 
 
-def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", type=Path, help="a spaCy training config")
-    parser.add_argument("output_dir", type=Path, help="folder for model-best, model-last, log.jsonl, train.json")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU to train on; -1: CPU")
-    args, rest = parser.parse_known_args(argv)
-    overrides = parse_config_overrides(rest)
+def main(
+    # fmt: off
+    ctx: typer.Context,  # the config overrides
+    config: Path = typer.Argument(..., help="A spaCy training config", exists=True, dir_okay=False),
+    output_dir: Path = typer.Argument(..., help="Folder for model-best, model-last, log.jsonl, train.json"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train on; -1: CPU"),
+    # fmt: on
+):
+    """`spacy train` with a training log and train.json; further options
+    (--section.key value) override the config."""
     try:
-        info = train(args.config, args.output_dir, overrides, args.gpu_id)
+        info = train(config, output_dir, config_overrides(ctx.args), gpu_id)
     except DataError as err:
         fail(f"{err} Fix the data (scripts/convert.py writes valid DocBins) and rerun.")
-    print(f"✔ trained {args.output_dir} in {info['seconds']:.0f} s ({info['steps']} steps, best score "
-          f"{info['best_score']})")
+    msg.good(f"Trained {output_dir} in {info['seconds']:.0f} s",
+             f"{info['steps']} steps, best score {info['best_score']}")
 
 
 if __name__ == "__main__":
-    main()
+    run_with_overrides(main)
