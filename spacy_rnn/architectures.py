@@ -4,19 +4,22 @@ Each builder checks its settings, then assembles thinc layers from
 `spacy_rnn.layers`. Names follow spaCy's `spacy_rnn.<Thing>.v<N>`; a
 released version never changes: new behaviour gets a new version.
 """
-from typing import List, Literal, Optional, Union
+from pathlib import Path
+from typing import Callable, List, Literal, Optional, Union
 
 from spacy.attrs import intify_attr
 from spacy.tokens import Doc
 from spacy.util import registry
+from spacy.vocab import Vocab
 from thinc.api import Dropout, Linear, Logistic, Model, Softmax_v2, add, chain
 from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
+from .layers.lm import BiLM, read_words, recurrent_output
 from .layers.ngrams import WEIGHTINGS, NgramLinear
-from .layers.rnn import PooledRNN, RNNStates
-from .layers.textcat import TextCatChain
+from .layers.rnn import PooledRNN, RNNStates, RNNStatesView
+from .layers.textcat import CheckedChain
 from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
 
 CellName = Literal["rnn", "lstm", "gru"]
@@ -73,6 +76,8 @@ def build_textcat_rnn(
     """Text classifier for spaCy's `textcat` and `textcat_multilabel`: token
     vectors from `tok2vec`, a recurrent network, a pooling of its states, and
     a softmax (exclusive classes) or logistic (multi-label) output layer.
+    Its ref "encoder" maps Docs to the recurrent states of every token, with
+    the classifier's own weights: the layer that `spacy pretrain` trains.
 
     tok2vec (Model): Token vectors fed to the recurrent network (an embedding
         such as `spacy.MultiHashEmbed.v2`, a full tok2vec, or a listener).
@@ -98,10 +103,11 @@ def build_textcat_rnn(
         output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
     else:
         output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
-    model = TextCatChain(tok2vec, rnn, output_layer)
+    model = CheckedChain(tok2vec, rnn, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("rnn", rnn)
     model.set_ref("output_layer", output_layer)
+    model.set_ref("encoder", CheckedChain(tok2vec, RNNStatesView(rnn, max_length)))
     model.attrs["multi_label"] = not exclusive_classes
     return model
 
@@ -125,7 +131,8 @@ def build_textcat_rnn_ensemble(
     added before one softmax (exclusive classes) or logistic (multi-label):
     the linear model weighs words and short phrases, the RNN reads their order
     and context, and both are trained together. The pooled RNN vector gets
-    dropout at the rate of [training] dropout.
+    dropout at the rate of [training] dropout. The ref "encoder" is that of
+    TextCatRNN.v1.
 
     linear_model (Model): Scores per class before any output activation, e.g.
         `spacy.TextCatBOW.v3` with `no_output_layer = true` and the same
@@ -139,11 +146,12 @@ def build_textcat_rnn_ensemble(
     )
     rnn_scores = chain(tok2vec, rnn, Dropout(0.0), Linear(nO=nO, nI=rnn.get_dim("nO")))
     output_layer = softmax_activation() if exclusive_classes else Logistic()
-    model = TextCatChain(add(rnn_scores, linear_model), output_layer)
+    model = CheckedChain(add(rnn_scores, linear_model), output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("rnn", rnn)
     model.set_ref("linear_model", linear_model)
     model.set_ref("output_layer", output_layer)
+    model.set_ref("encoder", CheckedChain(tok2vec, RNNStatesView(rnn, max_length)))
     model.attrs["multi_label"] = not exclusive_classes
     return model
 
@@ -196,6 +204,56 @@ def checked_pooled_rnn(
         width, pooling, max_length, nI=tok2vec.maybe_get_dim("nO"),
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
+
+
+@registry.architectures("spacy_rnn.BiLM.v1")
+def create_bilm_objective(
+    words: Optional[Union[str, Path]], max_words: int = 20000, cutoffs: List[int] = [2000, 10000]
+) -> Callable[[Vocab, Model], Model]:
+    """[pretraining.objective] of `spacy pretrain` for a recurrent tok2vec:
+    a language model whose forward states predict the next token's NORM and
+    whose backward states predict the previous one's, so that no state sees
+    the token it predicts. The tok2vec's output must be the states of a
+    spacy-rnn encoder: the "encoder" ref of TextCatRNN.v1 or
+    TextCatRNNEnsemble.v1, or spacy.Tok2Vec.v2 with RNNEncoder.v1 as `encode`;
+    bidirectional only with depth 1.
+
+    words (str): The word list, most frequent NORM first, one a line, as
+        written by `python -m spacy_rnn.lm_words`. Other words are predicted
+        as one unknown class. Read by `spacy pretrain` only (null elsewhere).
+    max_words (int): Use the first max_words words of the list.
+    cutoffs (List[int]): Class ids where the adaptive softmax starts a
+        smaller cluster (ids 0 and 1 are the boundary and unknown classes).
+    """
+    name = "spacy_rnn.BiLM.v1"
+    if not isinstance(max_words, int) or max_words < 1:
+        raise ValueError(f"{name}: 'max_words' must be a positive integer, got {max_words!r}.")
+    if not cutoffs or any(c < 1 for c in cutoffs) or list(cutoffs) != sorted(set(cutoffs)):
+        raise ValueError(f"{name}: 'cutoffs' must be increasing positive integers, e.g. [2000, 10000]; got {cutoffs}.")
+
+    def create(vocab: Vocab, tok2vec: Model[List[Doc], List[Floats2d]]) -> Model[List[Doc], Floats2d]:
+        settings = recurrent_output(tok2vec)
+        if settings is None:
+            raise ValueError(
+                f"{name} pretrains a tok2vec whose output is the states of a spacy-rnn recurrent encoder, not "
+                f"'{tok2vec.name}'. Set [pretraining] layer = \"encoder\" for a textcat with TextCatRNN.v1 or "
+                "TextCatRNNEnsemble.v1, or pretrain a tok2vec whose encode is spacy_rnn.RNNEncoder.v1."
+            )
+        if settings["bidirectional"] and settings["depth"] > 1:
+            raise ValueError(
+                f"{name} cannot pretrain a bidirectional encoder with depth {settings['depth']}: from the second "
+                "layer on, the forward states read the backward states below them, which have seen the next token, "
+                "so the next token would leak into its own prediction. Pretrain with depth = 1, or with "
+                "bidirectional = false (any depth)."
+            )
+        if words is None:
+            raise ValueError(
+                f"{name}: no word list. Set [pretraining.objective] words (e.g. --paths.lm_words) to the file "
+                "written by `python -m spacy_rnn.lm_words INPUT... OUTPUT`."
+            )
+        return BiLM(tok2vec, read_words(words, max_words), settings["bidirectional"], cutoffs)
+
+    return create
 
 
 @registry.architectures("spacy_rnn.HashEmbed.v1")

@@ -8,6 +8,7 @@ from spacy.util import registry
 from conftest import REPO
 
 ARCHITECTURES = [
+    "spacy_rnn.BiLM.v1",
     "spacy_rnn.HashEmbed.v1",
     "spacy_rnn.NgramLinear.v1",
     "spacy_rnn.RNNEncoder.v1",

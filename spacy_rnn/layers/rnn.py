@@ -10,6 +10,9 @@ padded chunks of a batch, and with them memory, stay bounded: `RNNStates`
 reads a longer Doc as consecutive windows of max_length tokens, each from a
 fresh state (every token still gets a vector); `PooledRNN` reads its first
 max_length tokens.
+
+`RNNStatesView` gives the states of a `PooledRNN`'s encoder, sharing its
+weights: the text classifiers' `encoder` ref, which `spacy pretrain` trains.
 """
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +42,23 @@ def PooledRNN(
     return _torch_rnn_layer("rnn_pooled", PooledRecurrentEncoder, width, nI, nO, kwargs, forward)
 
 
+def RNNStatesView(pooled: Model, max_length: int = 0) -> Model[List[Floats2d], List[Floats2d]]:
+    """All states (h_1 … h_T) of the last layer of `pooled`'s recurrent
+    encoder, one array per Doc, read in windows like RNNStates. The view holds
+    the same shim as `pooled` (not `pooled` itself, so the weights are saved
+    once): weights, optimizer state and loaded bytes are shared."""
+    module_kwargs = pooled.attrs["module_kwargs"]
+    forward = partial(_forward_states, max_length=max_length, pool=False)
+    return Model(
+        "rnn_states_view",
+        forward,
+        init=_init_view,
+        dims={"nI": None, "nO": module_kwargs["width"]},
+        attrs={"module_kwargs": module_kwargs},
+        shims=[pooled.shims[0]],
+    )
+
+
 def _torch_rnn_layer(
     name: str, module_class: type, width: int, nI: Optional[int], nO: int, kwargs: Dict[str, Any],
     forward: Callable,
@@ -66,7 +86,24 @@ def _init(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> Model:
     return model
 
 
-def _run(model: Model, Xs: List[Floats2d], lengths: List[int], is_train: bool) -> Tuple[Any, Callable]:
+def _init_view(model: Model, X: Optional[List[Floats2d]] = None, Y=None) -> Model:
+    """Build the shared module if the classifier has not built it yet; never
+    replace a built one (and its trained weights)."""
+    shim: TorchModuleShim = model.shims[0]
+    if shim.module is None:
+        return _init(model, X, Y)
+    if X and int(X[0].shape[1]) != shim.cfg["nI"]:
+        raise ValueError(
+            f"The '{model.name}' layer reads vectors of width {shim.cfg['nI']}, got {int(X[0].shape[1])}: the "
+            "tok2vec before it does not match the recurrent network's weights."
+        )
+    model.set_dim("nI", shim.cfg["nI"])
+    return model
+
+
+def _run(
+    model: Model, Xs: List[Floats2d], lengths: List[int], is_train: bool, **module_kwargs: Any
+) -> Tuple[Any, Callable]:
     """Concatenate the Docs' arrays, run the torch module over sequences of
     the given lengths, and return its output with a callback that takes the
     output's gradient."""
@@ -75,7 +112,7 @@ def _run(model: Model, Xs: List[Floats2d], lengths: List[int], is_train: bool) -
         raise ValueError(f"The '{model.name}' layer is not initialized: call initialize() first.")
     flat = model.ops.xp.concatenate(Xs) if Xs else model.ops.alloc2f(0, model.get_dim("nI"))
     flat_t = xp2torch(model.ops.asarray2f(flat), requires_grad=is_train)
-    output, torch_backprop = shim(ArgsKwargs(args=(flat_t, lengths), kwargs={}), is_train)
+    output, torch_backprop = shim(ArgsKwargs(args=(flat_t, lengths), kwargs=module_kwargs), is_train)
     tensor = output[0] if isinstance(output, tuple) else output
     if not bool(tensor.isfinite().all()):
         raise ValueError(non_finite_message(f"the output of the '{model.name}' layer"))
@@ -94,9 +131,9 @@ def windows(lengths: Sequence[int], max_length: int) -> List[int]:
     return [min(max_length, length - start) for length in lengths for start in range(0, length, max_length)]
 
 
-def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0):
+def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0, **module_kwargs: Any):
     lengths = [int(x.shape[0]) for x in Xs]
-    (states, _final), torch_backprop = _run(model, Xs, windows(lengths, max_length), is_train)
+    (states, _final), torch_backprop = _run(model, Xs, windows(lengths, max_length), is_train, **module_kwargs)
     Ys = model.ops.unflatten(torch2xp(states), lengths) if Xs else []
 
     def backprop(dYs: List[Floats2d]) -> List[Floats2d]:

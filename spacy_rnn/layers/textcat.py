@@ -1,18 +1,14 @@
-"""The text classifiers' outer layer: thinc's `chain` of the given layers
-(the same forward pass and saved structure) with checked saving and loading
-(`CheckedModel`)."""
-from typing import List
-
-from spacy.tokens import Doc
+"""thinc's `chain` of the given layers (the same forward pass and saved
+structure) with checked saving and loading (`CheckedModel`): the text
+classifiers' outer layer and their `encoder` ref."""
 from thinc.api import Model, chain
 from thinc.layers.chain import forward as chain_forward
 from thinc.layers.chain import init as chain_init
-from thinc.types import Floats2d
 
 from .torch_bridge import CheckedModel
 
 
-def TextCatChain(*layers: Model) -> Model[List[Doc], Floats2d]:
+def CheckedChain(*layers: Model) -> Model:
     """chain(*layers), e.g. tok2vec, pooled RNN, output layer, as a CheckedModel."""
     layers = list(layers)
     like = chain(*layers)  # for the name and dimensions that chain gives

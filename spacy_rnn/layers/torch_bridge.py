@@ -205,6 +205,28 @@ class CheckedModel(Model):
 
     __slots__ = ()
 
+    def set_ref(self, name: str, value: Optional[Model]) -> None:
+        """thinc's set_ref, and also a ref to a model outside the tree: a view
+        that shares the tree's weights (the text classifiers' 'encoder'). Such
+        a ref is not saved, and loading leaves it in place."""
+        if value is None or value in self.walk():
+            super().set_ref(name, value)
+        else:
+            self._refs[name] = value
+
+    def to_dict(self) -> Dict:
+        """thinc's to_dict without the refs outside the tree (thinc can save a
+        ref only as its place in the tree): the saved format is that of the
+        model without them."""
+        in_tree = {node.id for node in self.walk()}
+        outside = {name: ref for name, ref in self._refs.items() if ref is not None and ref.id not in in_tree}
+        for name in outside:
+            del self._refs[name]
+        try:
+            return super().to_dict()
+        finally:
+            self._refs.update(outside)
+
     def to_bytes(self) -> bytes:
         for node in self.walk():
             for param in node.param_names:

@@ -12,7 +12,7 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -375,16 +375,17 @@ def segment_max(values: Tensor, segment: Tensor, n_segments: int) -> Tensor:
 
 class PooledRecurrentEncoder(nn.Module):
     """RecurrentEncoder followed by Pooling: (n_tokens, nI) + lengths ->
-    (n_seqs, width · len(pooling))."""
+    (n_seqs, width · len(pooling)); with pool=False, the encoder's (states,
+    final states) instead, for a view of the states that shares the weights."""
 
     def __init__(self, nI: int, width: int, pooling: Sequence[str] = ("max", "last"), **encoder_kwargs):
         super().__init__()
         self.encoder = RecurrentEncoder(nI, width, **encoder_kwargs)
         self.pooling = Pooling(width, pooling)
 
-    def forward(self, flat: Tensor, lengths: Sequence[int]) -> Tensor:
+    def forward(self, flat: Tensor, lengths: Sequence[int], pool: bool = True) -> Union[Tensor, Tuple[Tensor, Tensor]]:
         states, final = self.encoder(flat, lengths)
-        return self.pooling(states, final, lengths)
+        return self.pooling(states, final, lengths) if pool else (states, final)
 
 
 def count_parameters(module: nn.Module) -> int:
