@@ -12,6 +12,7 @@ from conftest import REPO
 from spacy_rnn.corpus import label_names, read_jsonl, textcat_docbin
 
 TEXTCAT_CONFIGS = sorted(p.name for p in (REPO / "configs").glob("textcat_*.cfg"))
+PRETRAIN_CONFIGS = sorted(p.name for p in (REPO / "configs").glob("pretrain_*.cfg"))
 
 
 def spacy_cli(*args, cwd=None):
@@ -49,7 +50,7 @@ def test_every_textcat_architecture_config_is_shipped():
     assert any("RNNEncoder" in (REPO / "configs" / name).read_text() for name in TEXTCAT_CONFIGS)
 
 
-@pytest.mark.parametrize("config", TEXTCAT_CONFIGS)
+@pytest.mark.parametrize("config", TEXTCAT_CONFIGS + PRETRAIN_CONFIGS)
 def test_debug_config_passes(config, sst5_slice):
     out = spacy_cli(
         "debug", "config", str(REPO / "configs" / config),
@@ -73,7 +74,7 @@ def test_spacy_train_learns_sst5(config, sst5_slice, tmp_path):
     assert accuracy > 0.33
 
 
-@pytest.mark.parametrize("config", TEXTCAT_CONFIGS)
+@pytest.mark.parametrize("config", TEXTCAT_CONFIGS + PRETRAIN_CONFIGS)
 def test_shipped_config_scores_a_batch_with_empty_docs(config):
     """An empty Doc inside a batch gets scores like any other Doc (spaCy's
     TextCatReduce with reduce_max/reduce_last, and TextCatBOW.v3 with
@@ -93,3 +94,36 @@ def test_shipped_config_scores_a_batch_with_empty_docs(config):
         assert set(doc.cats) == {"POS", "NEG"} and all(0 <= score <= 1 for score in doc.cats.values())
         if exclusive:
             assert sum(doc.cats.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
+    """configs/pretrain_textcat_ensemble_lstm_w64.cfg trains exactly what the
+    default config trains; it adds the pretraining and the init_tok2vec path."""
+    from spacy.util import load_config
+
+    pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
+    default = load_config(REPO / "configs" / "textcat_ensemble_lstm_w64.cfg")
+    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg"]
+    assert pretrain["pretraining"]["component"] == "textcat" and pretrain["pretraining"]["layer"] == "encoder"
+    assert pretrain["pretraining"]["objective"]["@architectures"] == "spacy_rnn.BiLM.v1"
+    assert pretrain["corpora"]["pretrain"]["@readers"] == "spacy.JsonlCorpus.v1"
+    assert pretrain["initialize"]["init_tok2vec"] == "${paths.init_tok2vec}"
+    for section, key in [("paths", "raw_text"), ("paths", "lm_words"), ("corpora", "pretrain")]:
+        del pretrain[section][key]
+    pretrain["pretraining"] = {}
+    assert pretrain == default
+
+
+def test_pretrain_config_pretraining_block_resolves(tmp_path):
+    """`spacy debug config` does not check [pretraining]; spacy pretrain and
+    spacy train (for init_tok2vec) resolve it, with or without a word list."""
+    from spacy.schemas import ConfigSchemaPretrain
+    from spacy.util import load_config, registry
+
+    words = tmp_path / "words.txt"
+    words.write_text("the\na\n", encoding="utf8")
+    for lm_words in (None, str(words)):
+        config = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg",
+                             overrides={"paths.lm_words": lm_words}, interpolate=True)
+        resolved = registry.resolve(config["pretraining"], schema=ConfigSchemaPretrain)
+        assert callable(resolved["objective"])

@@ -97,15 +97,15 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> Model:
 
 def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[Floats2d, Any]:
     tok2vec, dropout = model.layers
+    lengths = [len(doc) for doc in docs]
+    if not sum(lengths):  # nothing to predict, and no graph for torch to backpropagate through
+        return model.ops.alloc2f(0, model.get_dim("nO")), lambda d_loglik: []
     states, backprop_tok2vec = tok2vec(docs, is_train)
     states, backprop_dropout = dropout(states, is_train)
-    lengths = [len(doc) for doc in docs]
     if [int(x.shape[0]) for x in states] != lengths:
         raise ValueError("The tok2vec of the language model must give one row per token.")
-    xp = model.ops.xp
-    flat = xp.concatenate(states) if docs else model.ops.alloc2f(0, tok2vec.get_dim("nO"))
-    flat_t = xp2torch(model.ops.asarray2f(flat), requires_grad=is_train)
-    ids = xp2torch(model.ops.asarray(model.attrs["word_ids"](docs) if docs else numpy.zeros(0, dtype="int64")))
+    flat_t = xp2torch(model.ops.asarray2f(model.ops.xp.concatenate(states)), requires_grad=is_train)
+    ids = xp2torch(model.ops.asarray(model.attrs["word_ids"](docs)))
     loglik_t, backprop_heads = model.shims[0](ArgsKwargs(args=(flat_t, lengths, ids), kwargs={}), is_train)
     if not bool(loglik_t.isfinite().all()):
         raise ValueError(non_finite_message("the language model's log-likelihoods"))
