@@ -319,6 +319,21 @@ def test_pretrained_encoder_loads_into_the_classifier_and_round_trips(architectu
                             model.get_ref("encoder").to_bytes())
 
 
+@pytest.mark.parametrize("setting,value,message", [
+    ("width", 32, "'nO' of the layer .*rnn_states_view' is 16 in the weights, 32 in the config"),
+    ("cell", "gru", "cell = 'lstm' in the weights, 'gru' in the config"),
+])
+def test_weights_of_another_encoder_are_refused_with_a_message_naming_the_difference(setting, value, message):
+    source = textcat_nlp()
+    encoder = pretrainable(source)
+    other = textcat_nlp(**{setting: value})
+    other.initialize(lambda: examples(other))
+    before = other.get_pipe("textcat").model.to_bytes()
+    with pytest.raises(ValueError, match=message):
+        other.get_pipe("textcat").model.get_ref("encoder").from_bytes(encoder.to_bytes())
+    assert other.get_pipe("textcat").model.to_bytes() == before
+
+
 PRETRAIN_CONFIG = """
 [paths]
 raw_text = null
