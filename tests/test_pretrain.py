@@ -319,6 +319,24 @@ def test_pretrained_encoder_loads_into_the_classifier_and_round_trips(architectu
                             model.get_ref("encoder").to_bytes())
 
 
+def test_the_encoder_follows_replace_listeners(words):
+    """A textcat that listens to a shared tok2vec has nothing to pretrain
+    until spaCy's replace_listeners gives it its own copy; then its encoder
+    ref reads that copy too, and pretrains it."""
+    nlp = tok2vec_nlp()
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 16, "upstream": "tok2vec"}
+    model_config = {"@architectures": TEXTCAT_RNN, "exclusive_classes": True, "width": 16, "tok2vec": listener}
+    nlp.add_pipe("textcat", config={"model": model_config})
+    nlp.initialize(lambda: examples(nlp))
+    nlp.replace_listeners("tok2vec", "textcat", ["model.tok2vec"])
+    model = nlp.get_pipe("textcat").model
+    assert model.get_ref("encoder").layers[0] is model.get_ref("tok2vec")
+    assert model.get_ref("tok2vec").name != "tok2vec-listener"
+    nlp.remove_pipe("tok2vec")
+    _, losses = pretrain(nlp, model.get_ref("encoder"), words, steps=5)
+    assert losses[-1] < losses[0]
+
+
 @pytest.mark.parametrize("setting,value,message", [
     ("width", 32, "'nO' of the layer .*rnn_states_view' is 16 in the weights, 32 in the config"),
     ("cell", "gru", "cell = 'lstm' in the weights, 'gru' in the config"),

@@ -53,7 +53,7 @@ def RNNStatesView(pooled: Model, max_length: int = 0) -> Model[List[Floats2d], L
         "rnn_states_view",
         forward,
         init=_init_view,
-        dims={"nI": None, "nO": module_kwargs["width"]},
+        dims={"nI": pooled.maybe_get_dim("nI"), "nO": module_kwargs["width"]},
         attrs={"module_kwargs": module_kwargs},
         shims=[pooled.shims[0]],
     )

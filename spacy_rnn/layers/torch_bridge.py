@@ -207,25 +207,35 @@ class CheckedModel(Model):
 
     def set_ref(self, name: str, value: Optional[Model]) -> None:
         """thinc's set_ref, and also a ref to a model outside the tree: a view
-        that shares the tree's weights (the text classifiers' 'encoder'). Such
-        a ref is not saved, and loading leaves it in place."""
-        if value is None or value in self.walk():
-            super().set_ref(name, value)
-        else:
+        that shares the tree's nodes and weights (the text classifiers'
+        'encoder'). Such a ref is not saved, loading leaves it in place, and
+        when an in-tree ref is replaced (spaCy's replace_listeners) the views
+        take the replacement too."""
+        if value is not None and value not in self.walk():
             self._refs[name] = value
+            return
+        old = self.maybe_get_ref(name)
+        super().set_ref(name, value)
+        if old is not None and value is not None:
+            for view in self.views().values():
+                view.replace_node(old, value)
+
+    def views(self) -> Dict[str, Model]:
+        """The refs to models outside the tree."""
+        in_tree = {node.id for node in self.walk()}
+        return {name: ref for name, ref in self._refs.items() if ref is not None and ref.id not in in_tree}
 
     def to_dict(self) -> Dict:
-        """thinc's to_dict without the refs outside the tree (thinc can save a
-        ref only as its place in the tree): the saved format is that of the
-        model without them."""
-        in_tree = {node.id for node in self.walk()}
-        outside = {name: ref for name, ref in self._refs.items() if ref is not None and ref.id not in in_tree}
-        for name in outside:
+        """thinc's to_dict without the views (thinc can save a ref only as its
+        place in the tree): the saved format is that of the model without
+        them."""
+        views = self.views()
+        for name in views:
             del self._refs[name]
         try:
             return super().to_dict()
         finally:
-            self._refs.update(outside)
+            self._refs.update(views)
 
     def to_bytes(self) -> bytes:
         for node in self.walk():
