@@ -85,7 +85,7 @@ def objective(nlp, layer, words, **settings):
 
 
 def pretrain(nlp, layer, words, steps, bilm=None):
-    """`steps` updates of the objective on CORPUS, as `spacy pretrain` makes them; returns the losses."""
+    """`steps` updates of the objective on CORPUS, as `spacy pretrain` makes them: (objective, losses)."""
     bilm = bilm or objective(nlp, layer, words)
     docs = [nlp.make_doc(text) for text in CORPUS]
     optimizer = Adam(0.02)
