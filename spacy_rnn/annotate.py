@@ -215,10 +215,10 @@ def _collect(futures: List, names: List[str], report: Report, progress: bool) ->
 
     names = dict(zip(futures, names))
     with tqdm(total=len(futures), unit="partition", disable=not progress) as bar:
-        for future in as_completed(futures):
+        for future, result in as_completed(futures, with_results=True, raise_errors=False):
             if future.status == "finished":
                 report.written.append(names[future])
-                report.rows += future.result()
+                report.rows += result
             else:
                 report.failed[names[future]] = f"{type(future.exception()).__name__}: {future.exception()}"
             bar.update()
