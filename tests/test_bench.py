@@ -77,7 +77,9 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert 0 < figures["planning"]["plan_s"] < 1
     assert [(run["workers"], run["records"]) for run in figures["strong"]] == [(1, 3000), (2, 3000)]
     assert [(run["workers"], run["records"]) for run in figures["weak"]] == [(1, 1500), (2, 3000)]
-    assert [(run["workers"], run["records"]) for run in figures["job"]] == [(1, 1000), (2, 1000)]
+    job = [(run["workers"], run["start_method"]) for run in figures["job"]]
+    assert job == [(1, "spawn"), (2, "spawn"), (2, "fork")]
+    assert figures["pipe"][1]["threads"] == 1  # one process on torch's default threads, then on one
     runs = figures["job"] + figures["strong"] + figures["weak"]
     assert all(run["threads"] == 1 and 0 < run["cluster_start_s"] < run["first_task_s"] < run["wall_s"] for run in runs)
     text = doc.read_text()

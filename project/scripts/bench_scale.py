@@ -12,10 +12,14 @@ Every measurement runs in a fresh Python process:
 - planning: the client's `plan_partitions` for the whole corpus, beside one
   full read of the file (what planning cost before it worked from file sizes);
 - one process: `nlp.pipe` over the --job-records job, texts read from the
-  JSONL, in a process that has loaded the pipeline (torch's default threads);
+  JSONL, in a process that has loaded the pipeline, on torch's default
+  threads and on one;
 - annotate: `spacy_rnn.annotate` on a LocalCluster of N single-threaded
   workers, timed from the cluster's start (the workers start, import spaCy and
-  torch and load the pipeline) to the last Parquet file written;
+  torch and load the pipeline) to the last Parquet file written, with Dask's
+  task stream splitting start-up (until the first task) from processing; the
+  --job-records job on 1, 2, 4, ... workers, and once more on the most
+  workers started by fork instead of Dask's default, spawn;
 - strong scaling: the whole corpus on 1, 2, 4, ... workers; weak scaling: the
   same records per worker (the corpus divided by the most workers).
 
@@ -103,10 +107,13 @@ def measure_planning(corpus: Path, blocksize: str) -> Dict:
             "records": records, "bytes": corpus.stat().st_size}
 
 
-def measure_pipe(pipeline: Path, corpus: Path, batch_size: int) -> Dict:
+def measure_pipe(pipeline: Path, corpus: Path, batch_size: int, threads: int) -> Dict:
+    """nlp.pipe in this process, on `threads` torch threads (0: torch's default)."""
     import spacy
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     nlp = spacy.load(pipeline)
     list(nlp.pipe(["a short warm-up review"] * batch_size, batch_size=batch_size))
     start = time.perf_counter()
@@ -164,7 +171,7 @@ def measure_one(spec: Dict) -> Dict:
     if spec["kind"] == "planning":
         return measure_planning(Path(spec["corpus"]), spec["blocksize"])
     if spec["kind"] == "pipe":
-        return measure_pipe(Path(spec["pipeline"]), Path(spec["corpus"]), spec["batch_size"])
+        return measure_pipe(Path(spec["pipeline"]), Path(spec["corpus"]), spec["batch_size"], spec["threads"])
     return measure_annotate(
         Path(spec["pipeline"]), Path(spec["corpus"]), spec["workers"], spec["blocksize"], spec["batch_size"],
         Path(spec["out"]), spec.get("start_method", "spawn"),
@@ -181,8 +188,12 @@ def rate(run: Dict) -> float:
     return run["records"] / run["wall_s"]
 
 
+def processing_rate(run: Dict) -> float:
+    return run["records"] / run["processing_s"]
+
+
 def markdown(results: Dict) -> str:
-    setup, planning, pipe = results["setup"], results["planning"], results["pipe"]
+    setup, planning, pipe = results["setup"], results["planning"], results["pipe"][0]
     lines = [
         f"{setup['cores']} CPU cores ({setup['cpu']}), load average {setup['load']}; spaCy {setup['spacy']}, "
         f"torch {setup['torch']}, Dask {setup['dask']}. Pipeline: `textcat` with the model of "
@@ -195,45 +206,52 @@ def markdown(results: Dict) -> str:
         f"**{planning['plan_s'] * 1000:.1f} ms** of client time; one full read of the file, for comparison: "
         f"{planning['full_read_s']:.2f} s.",
         "",
-        f"**A job of {pipe['records']:,} records**, end to end (for `annotate`: the cluster's start, the "
-        "workers importing spaCy and torch and loading the pipeline, reading, predicting, writing Parquet):",
+        f"**A job of {pipe['records']:,} records**, end to end. For `annotate`: from the LocalCluster's start "
+        "to the last Parquet file; *start-up* is the time until the first task starts (worker processes "
+        "start, import spaCy and torch, load the pipeline); *processing* counts from then on.",
         "",
-        "| system | processes × torch threads | cluster start (s) | wall (s) | records/s | vs one process |",
-        "|---|---|---:|---:|---:|---:|",
-        f"| one process, `nlp.pipe` | 1 × {pipe['threads']} | – | {pipe['wall_s']:.1f} | {rate(pipe):,.0f} "
-        "| 1.00× |",
+        "| system | processes × torch threads | start-up (s) | wall (s) | records/s | processing records/s "
+        "| vs one process |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for run in results["job"]:
+    for run in results["pipe"]:
         lines.append(
-            f"| `spacy_rnn.annotate` | {run['workers']} × {run['threads']} | {run['cluster_start_s']:.1f} | "
-            f"{run['wall_s']:.1f} | {rate(run):,.0f} | {rate(run) / rate(pipe):.2f}× |"
+            f"| one process, `nlp.pipe` | 1 × {run['threads']} | – | {run['wall_s']:.1f} | {rate(run):,.0f} | – | "
+            f"{rate(run) / rate(pipe):.2f}× |"
+        )
+    for run in results["job"]:
+        system = "`spacy_rnn.annotate`" + (", workers started by fork" if run["start_method"] == "fork" else "")
+        lines.append(
+            f"| {system} | {run['workers']} × {run['threads']} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {processing_rate(run):,.0f} | {rate(run) / rate(pipe):.2f}× |"
         )
     strong, weak = results["strong"], results["weak"]
     lines += [
         "",
         f"**Strong scaling**: all {strong[0]['records']:,} records, end to end.",
         "",
-        "| workers | partitions | cluster start (s) | wall (s) | records/s | speed-up | efficiency | vs one process |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workers | partitions | start-up (s) | wall (s) | records/s | processing records/s | speed-up | efficiency "
+        "| vs one process |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in strong:
         speed_up = rate(run) / rate(strong[0])
         lines.append(
-            f"| {run['workers']} | {run['partitions']} | {run['cluster_start_s']:.1f} | {run['wall_s']:.1f} | "
-            f"{rate(run):,.0f} | {speed_up:.2f}× | {100 * speed_up / run['workers']:.0f}% | "
-            f"{rate(run) / rate(pipe):.2f}× |"
+            f"| {run['workers']} | {run['partitions']} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {processing_rate(run):,.0f} | {speed_up:.2f}× | "
+            f"{100 * speed_up / run['workers']:.0f}% | {rate(run) / rate(pipe):.2f}× |"
         )
     lines += [
         "",
         f"**Weak scaling**: {weak[0]['records']:,} records per worker, end to end.",
         "",
-        "| workers | records | wall (s) | records/s | efficiency (1 worker's wall / this wall) |",
-        "|---:|---:|---:|---:|---:|",
+        "| workers | records | start-up (s) | wall (s) | records/s | efficiency (1 worker's wall / this wall) |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for run in weak:
         lines.append(
-            f"| {run['workers']} | {run['records']:,} | {run['wall_s']:.1f} | {rate(run):,.0f} | "
-            f"{100 * weak[0]['wall_s'] / run['wall_s']:.0f}% |"
+            f"| {run['workers']} | {run['records']:,} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {100 * weak[0]['wall_s'] / run['wall_s']:.0f}% |"
         )
     return "\n".join(lines)
 
@@ -244,13 +262,15 @@ def plot(results: Dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    strong, weak, job, pipe = results["strong"], results["weak"], results["job"], results["pipe"]
+    strong, weak, pipe = results["strong"], results["weak"], results["pipe"][0]
+    job = [run for run in results["job"] if run["start_method"] == "spawn"]
     workers = [run["workers"] for run in strong]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(workers, [rate(run) for run in strong], "o-", label=f"annotate, {strong[0]['records']:,} records")
     left.plot(workers, [rate(run) for run in job], "s-", label=f"annotate, {pipe['records']:,} records")
+    left.plot(workers, [processing_rate(run) for run in strong], "^--", label="the same, after start-up")
     left.plot(workers, [w * rate(strong[0]) for w in workers], ":", color="grey", label="linear from 1 worker")
-    left.axhline(rate(pipe), color="black", linestyle="--", label="one process's nlp.pipe")
+    left.axhline(rate(pipe), color="black", linestyle="--", label=f"one process's nlp.pipe ({pipe['threads']} threads)")
     left.set(xlabel="workers (one core each)", ylabel="records/s, end to end", title="Strong scaling", xticks=workers)
     left.set_ylim(bottom=0)
     left.legend(fontsize=8)
@@ -301,11 +321,22 @@ def main(
         msg.text(f"annotate: {records:,} records on {workers} worker(s)")
         return run_child({**common, "kind": "annotate", "corpus": str(corpora[records]), "workers": workers})
 
-    msg.text("planning, and one process's nlp.pipe")
+    def pipe_run(threads: int) -> Dict:
+        msg.text(f"one process's nlp.pipe: {job_records:,} records on {threads or 'default'} torch thread(s)")
+        return run_child({**common, "kind": "pipe", "corpus": str(corpora[job_records]), "threads": threads})
+
+    def annotate_run(records: int, workers: int, start_method: str = "spawn") -> Dict:
+        msg.text(f"annotate: {records:,} records on {workers} worker(s), started by {start_method}")
+        spec = {**common, "kind": "annotate", "corpus": str(corpora[records]), "workers": workers}
+        return run_child({**spec, "start_method": start_method})
+
+    msg.text("planning")
     results = {
         "planning": run_child({"kind": "planning", "corpus": str(corpora[n_records]), "blocksize": blocksize}),
-        "pipe": run_child({**common, "kind": "pipe", "corpus": str(corpora[job_records])}),
-        "job": [annotate_run(job_records, workers) for workers in counts],
+        "pipe": [pipe_run(0), pipe_run(1)],
+        "job": [annotate_run(job_records, workers) for workers in counts] + [
+            annotate_run(job_records, counts[-1], "fork")
+        ],
         "strong": [annotate_run(n_records, workers) for workers in counts],
     }
     strong = {run["workers"]: run for run in results["strong"]}
@@ -319,9 +350,9 @@ def main(
     }
     report = markdown(results)
     print(report)
-    job = {run["workers"]: run for run in results["job"]}
+    job = {run["workers"]: run for run in results["job"] if run["start_method"] == "spawn"}
     if 2 in job:
-        ratio = rate(job[2]) / rate(results["pipe"])
+        ratio = rate(job[2]) / rate(results["pipe"][0])
         (msg.good if ratio >= 1.7 else msg.warn)(
             f"{job_records:,} records: 2 workers {ratio:.2f}× one process's nlp.pipe, cluster start included "
             "(target 1.7×)"
