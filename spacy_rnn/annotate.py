@@ -1,17 +1,21 @@
 """Annotate large corpora with a saved pipeline on a Dask cluster.
 
-The input files (JSONL, JSONL.gz or Parquet) are cut into partitions of
-`partition_size` records. Each partition is one Dask task: the worker loads
-the pipeline once (cached per worker process), runs `nlp.pipe` over the
-partition's texts and writes one output file, first under a hidden temporary
-name, then renamed. A partition is finished exactly when its output file
-exists: a rerun skips it, and a task that runs twice (retried, or moved off a
-dead worker) replaces the file with the same rows. Nothing is lost or
-duplicated.
+The client cuts the input files into partitions from their sizes and metadata,
+without reading their records: a JSONL file into byte ranges of `blocksize`
+(each line belongs to the range it begins in), a Parquet file between row
+groups (about `blocksize` of data each), and a `.jsonl.gz` file is one
+partition (gzip cannot be read from the middle). Each partition is one Dask
+task: the worker, which loaded the pipeline once (`PipelinePlugin`), reads its
+records, runs `nlp.pipe` over their texts and writes one output file, first
+under a hidden temporary name, then renamed. A partition is finished exactly
+when its output file exists: a rerun skips it, and a task that runs twice
+(retried, or moved off a dead worker) replaces the file with the same rows.
+Nothing is lost or duplicated.
 
-Each output row holds `id` (the record's id field as a string, or
-`<file name>:<record number>`), `cats` when the pipeline sets `doc.cats`, and
-the generated text of each `rnn_seq2seq` component under its `output_attr`.
+Each output row holds `id` (the record's id field as a string; without one
+`<file name>:<byte offset>` of a JSONL line, or `<file name>:<row>` of a
+Parquet row), `cats` when the pipeline sets `doc.cats`, and the generated text
+of each `rnn_seq2seq` component under its `output_attr`.
 
     python -m spacy_rnn.annotate PIPELINE "corpus/*.jsonl" annotations/ --n-workers 2
 """
@@ -28,7 +32,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.language import Language
@@ -36,10 +40,15 @@ from tqdm import tqdm
 
 from .pipeline.seq2seq import RNNSeq2Seq
 
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # annotate() says what to install
+    WorkerPlugin = object
+
 JOB_FILE = "_annotate.json"
 FORMATS = ("parquet", "jsonl")
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
-_WORKER_LOCK = threading.Lock()  # one nlp.pipe at a time on a worker's pipeline
+DEFAULT_BLOCKSIZE = "8MiB"
 
 
 class AnnotateError(ValueError):
@@ -52,22 +61,28 @@ class Job:
 
     pipeline: str
     inputs: List[str]
+    input_sizes: List[int]
     text_field: str
     id_field: str
     output_format: str
-    partition_size: int
+    blocksize: int
 
 
 @dataclass(frozen=True)
 class Partition:
-    """Records start..stop-1 of one input file; `offset` is the byte offset of
-    record `start` in a (decompressed) JSONL file."""
+    """One task's share of an input file: the lines that begin in bytes
+    start..stop-1 of a JSONL file (stop None: to the end of the file), or row
+    groups start..stop-1 of a Parquet file, whose first row is `first_row`."""
 
     path: str
     index: int
     start: int
-    stop: int
-    offset: Optional[int] = None
+    stop: Optional[int]
+    first_row: int = 0
+
+    @property
+    def is_parquet(self) -> bool:
+        return self.path.endswith(".parquet")
 
     def output_name(self, output_format: str) -> str:
         return f"{Path(self.path).name}-{self.index:05d}.{output_format}"
@@ -90,6 +105,36 @@ class Report:
         )
 
 
+class PipelinePlugin(WorkerPlugin):
+    """The pipeline on a Dask worker: loaded once when the plugin is
+    registered, and on each worker that joins later (one that replaces a dead
+    worker, say). Tasks take turns on it."""
+
+    def __init__(self, pipeline: str, gpu_id: int):
+        self.pipeline = pipeline
+        self.gpu_id = gpu_id
+        self.nlp: Optional[Language] = None
+
+    def setup(self, worker) -> None:
+        self.lock = threading.Lock()
+        try:
+            self.use_device()
+            self.nlp = spacy.load(self.pipeline)
+        except (OSError, ValueError) as err:
+            device = f" on GPU {self.gpu_id}" if self.gpu_id >= 0 else ""
+            raise AnnotateError(
+                f"The Dask worker {worker.address} cannot load the pipeline {self.pipeline!r}{device}: {err} "
+                "(every worker must see the pipeline at the same path, or have its package installed)."
+            ) from None
+        self.writes_cats, self.generated_attrs = _writes_cats(self.nlp), _generated_attrs(self.nlp)
+
+    def use_device(self) -> None:
+        """thinc's and torch's current device belong to a thread: call this in
+        each thread that runs the pipeline."""
+        if self.gpu_id >= 0:
+            spacy.require_gpu(self.gpu_id)
+
+
 def annotate(
     pipeline: Union[str, Path],
     inputs: Union[str, Path, Sequence[Union[str, Path]]],
@@ -98,17 +143,20 @@ def annotate(
     text_field: str = "text",
     id_field: str = "id",
     output_format: str = "parquet",
-    partition_size: int = 1000,
+    blocksize: Union[int, str] = DEFAULT_BLOCKSIZE,
     batch_size: int = 128,
     scheduler: Optional[str] = None,
     n_workers: Optional[int] = None,
     retries: int = 2,
     gpu_id: int = -1,
+    dashboard_address: Optional[str] = ":0",
     progress: bool = True,
 ) -> Report:
     """Write the pipeline's predictions for every record of `inputs` (paths or
     glob patterns) to one file per partition in `output_dir`.
 
+    blocksize: bytes of input per partition, as a number or a string such as
+        "8MiB" (see the module's docstring).
     scheduler: address of a running Dask scheduler; None starts a LocalCluster
         of `n_workers` single-threaded worker processes (None: one per core).
         The workers must see the pipeline, the inputs and `output_dir` at the
@@ -116,45 +164,78 @@ def annotate(
     retries: how often a failing partition is tried again before it is
         reported in `Report.failed`; a rerun then does only the missing ones.
     gpu_id: each worker calls `spacy.require_gpu(gpu_id)` before loading.
+    dashboard_address: where the LocalCluster serves Dask's dashboard (":0": a
+        free port; None: no dashboard). With `progress`, its link is printed.
     """
+    _require_distributed()
     if output_format not in FORMATS:
         raise AnnotateError(f"Unknown output format {output_format!r}: use one of {', '.join(FORMATS)}.")
-    if partition_size < 1:
-        raise AnnotateError(f"'partition_size' must be a positive number of records, got {partition_size}.")
+    blocksize = parse_blocksize(blocksize)
+    if not scheduler and n_workers is not None:
+        _check_n_workers(n_workers)  # before the output folder is made
     paths = find_inputs(inputs)
     pipeline = _pipeline_location(pipeline)
     load_pipeline(pipeline)  # fail here, with a clear message, rather than in every worker
-    partitions = plan_partitions(paths, text_field, partition_size)
-    job = Job(pipeline, sorted(str(path) for path in paths), text_field, id_field, output_format, partition_size)
+    partitions = plan_partitions(paths, text_field, blocksize)
+    job = Job(
+        pipeline, [str(path) for path in paths], [path.stat().st_size for path in paths], text_field, id_field,
+        output_format, blocksize,
+    )
     output_dir = _prepare_output_dir(Path(output_dir).resolve(), job)
 
     report = Report()
+    finished = {path.name for path in output_dir.iterdir()}
     todo = []
     for partition in partitions:
         name = partition.output_name(output_format)
-        if (output_dir / name).exists():
+        if name in finished:
             report.skipped.append(name)
         else:
             todo.append(partition)
     if not todo:
         return report
-    with _dask_client(scheduler, n_workers) as client:
-        from distributed import as_completed
-
-        futures = {
-            client.submit(
-                annotate_partition, partition, job, str(output_dir), batch_size, gpu_id, retries=retries, pure=False
-            ): partition.output_name(output_format)
-            for partition in todo
-        }
-        for future in tqdm(as_completed(futures), total=len(futures), desc="partitions", disable=not progress):
-            name = futures[future]
-            if future.status == "finished":
-                report.written.append(name)
-                report.rows += future.result()
-            else:
-                report.failed[name] = f"{type(future.exception()).__name__}: {future.exception()}"
+    with _dask_client(scheduler, n_workers, dashboard_address) as client:
+        if progress and client.dashboard_link:
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        with _on_workers(client, pipeline, gpu_id) as plugin:
+            task = functools.partial(
+                annotate_partition, job=job, output_dir=str(output_dir), batch_size=batch_size, plugin_name=plugin
+            )
+            futures = client.map(task, todo, retries=retries, pure=False)
+            _collect(futures, [partition.output_name(output_format) for partition in todo], report, progress)
     return report
+
+
+def _collect(futures: List, names: List[str], report: Report, progress: bool) -> None:
+    """Add each partition's outcome to `report` as it comes in, with a progress bar.
+
+    Not Dask's own `distributed.progress`: in a terminal it ends at the first failed task (here the
+    others go on and failures are listed at the end) and shows neither rate nor time left."""
+    from distributed import as_completed
+
+    names = dict(zip(futures, names))
+    with tqdm(total=len(futures), unit="partition", disable=not progress) as bar:
+        for future, result in as_completed(futures, with_results=True, raise_errors=False):
+            if future.status == "finished":
+                report.written.append(names[future])
+                report.rows += result
+            else:
+                report.failed[names[future]] = f"{type(future.exception()).__name__}: {future.exception()}"
+            bar.update()
+            bar.set_postfix(rows=f"{report.rows:,}", failed=len(report.failed))
+
+
+def parse_blocksize(blocksize: Union[int, str]) -> int:
+    """Bytes from a number or a string such as "8MiB" or "64 MB"."""
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(blocksize)
+    except (ValueError, TypeError):
+        size = 0
+    if size < 1:
+        raise AnnotateError(f"'blocksize' must be a positive number of bytes, such as 8MiB or 100000: {blocksize!r}")
+    return size
 
 
 def find_inputs(inputs: Union[str, Path, Sequence[Union[str, Path]]]) -> List[Path]:
@@ -199,105 +280,99 @@ def load_pipeline(pipeline: str) -> Language:
     return nlp
 
 
-def plan_partitions(paths: Sequence[Path], text_field: str, partition_size: int) -> List[Partition]:
-    """Cut every input file into partitions of `partition_size` records,
-    checking that its records have `text_field`."""
+def plan_partitions(paths: Sequence[Path], text_field: str, blocksize: int) -> List[Partition]:
+    """Cut every input file into partitions from its size (JSONL) or its
+    metadata (Parquet), reading no more than its first record, which must
+    have `text_field`."""
     partitions = []
     for path in paths:
         if path.name.endswith(".parquet"):
-            partitions.extend(_parquet_partitions(path, text_field, partition_size))
+            partitions.extend(_parquet_partitions(path, text_field, blocksize))
+            continue
+        first = next(_jsonl_records(path, 0, None), None)
+        if first is not None:
+            _check_text_field(path, first[1], text_field)
+        if path.suffix == ".gz":
+            partitions.append(Partition(str(path), 0, 0, None))
         else:
-            partitions.extend(_jsonl_partitions(path, text_field, partition_size))
+            size = path.stat().st_size
+            starts = enumerate(range(0, size, blocksize))
+            partitions.extend(Partition(str(path), i, start, min(start + blocksize, size)) for i, start in starts)
     return partitions
 
 
-def _jsonl_partitions(path: Path, text_field: str, size: int) -> Iterator[Partition]:
-    offsets, n_records, offset = [], 0, 0
-    with _open_jsonl(path) as file_:
-        for line in file_:
-            if line.strip():
-                if n_records == 0:
-                    _check_text_field(path, _parse_record(path, line, 0), text_field)
-                if n_records % size == 0:
-                    offsets.append(offset)
-                n_records += 1
-            offset += len(line)
-    for index, start_offset in enumerate(offsets):
-        start = index * size
-        yield Partition(str(path), index, start, min(start + size, n_records), start_offset)
-
-
-def _parquet_partitions(path: Path, text_field: str, size: int) -> Iterator[Partition]:
+def _parquet_partitions(path: Path, text_field: str, blocksize: int) -> List[Partition]:
+    """Consecutive row groups, cut once they hold `blocksize` bytes (uncompressed)."""
     import pyarrow.parquet as pq
 
     metadata = pq.read_metadata(path)
-    fields = metadata.schema.names
-    if text_field not in fields:
-        raise AnnotateError(_missing_text_field(path, text_field, fields))
-    for index, start in enumerate(range(0, metadata.num_rows, size)):
-        yield Partition(str(path), index, start, min(start + size, metadata.num_rows))
+    if text_field not in metadata.schema.names:
+        raise AnnotateError(_missing_text_field(path, text_field, metadata.schema.names))
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    partitions, start, first_row, size = [], 0, 0, 0
+    for i, group in enumerate(groups):
+        size += group.total_byte_size
+        if size >= blocksize or i == len(groups) - 1:
+            partitions.append(Partition(str(path), len(partitions), start, i + 1, first_row))
+            first_row += sum(group.num_rows for group in groups[start : i + 1])
+            start, size = i + 1, 0
+    return partitions
 
 
-def annotate_partition(partition: Partition, job: Job, output_dir: str, batch_size: int, gpu_id: int) -> int:
-    """The Dask task: predict one partition, write its file, return its row count."""
-    with _WORKER_LOCK:
-        nlp = _worker_pipeline(job.pipeline, gpu_id)
-        records = read_partition(partition, [job.text_field, job.id_field])
-        if len(records) != partition.stop - partition.start:
-            raise AnnotateError(f"{partition.path} changed after the job was planned: start a new output folder.")
-        texts = [_text(partition, row, record, job.text_field) for row, record in enumerate(records, partition.start)]
-        with_cats, attrs = _writes_cats(nlp), _generated_attrs(nlp)
-        rows = []
-        for row, (record, doc) in enumerate(zip(records, nlp.pipe(texts, batch_size=batch_size)), partition.start):
-            prediction = {"id": str(record.get(job.id_field, f"{Path(partition.path).name}:{row}"))}
-            if with_cats:
+def annotate_partition(partition: Partition, job: Job, output_dir: str, batch_size: int, plugin_name: str) -> int:
+    """The Dask task: predict one partition with the worker's pipeline, write
+    its file, return its row count."""
+    from distributed import get_worker
+
+    loaded = get_worker().plugins[plugin_name]
+    if loaded.nlp is None:
+        raise AnnotateError(f"This worker could not load the pipeline {job.pipeline!r}: see the worker's log.")
+    records = read_partition(partition, [job.text_field, job.id_field])
+    texts = [_text(partition, position, record, job.text_field) for position, record in records]
+    file_name = Path(partition.path).name
+    rows = []
+    with loaded.lock:
+        loaded.use_device()
+        for (position, record), doc in zip(records, loaded.nlp.pipe(texts, batch_size=batch_size)):
+            prediction = {"id": str(record.get(job.id_field, f"{file_name}:{position}"))}
+            if loaded.writes_cats:
                 prediction["cats"] = dict(doc.cats)
-            prediction.update((attr, doc._.get(attr)) for attr in attrs)
+            prediction.update((attr, doc._.get(attr)) for attr in loaded.generated_attrs)
             rows.append(prediction)
     path = Path(output_dir) / partition.output_name(job.output_format)
     _write_atomically(path, lambda tmp: _write_rows(tmp, rows, job.output_format))
     return len(rows)
 
 
-def read_partition(partition: Partition, columns: Sequence[str]) -> List[Dict]:
-    """The records of one partition (for Parquet, only the given columns that exist)."""
-    path = Path(partition.path)
-    n_records = partition.stop - partition.start
-    if path.name.endswith(".parquet"):
-        return _read_parquet_rows(path, partition.start, partition.stop, columns)
-    records = []
-    with _open_jsonl(path) as file_:
-        file_.seek(partition.offset)
-        for line in file_:
-            if len(records) == n_records:
-                break
-            if line.strip():
-                records.append(_parse_record(path, line, partition.start + len(records)))
-    return records
-
-
-def _read_parquet_rows(path: Path, start: int, stop: int, columns: Sequence[str]) -> List[Dict]:
+def read_partition(partition: Partition, columns: Sequence[str]) -> List[Tuple[int, Dict]]:
+    """(position, record) for the records of one partition: the byte offset
+    of a JSONL line, the row number of a Parquet row (for Parquet, only the
+    given columns that exist)."""
+    if not partition.is_parquet:
+        return list(_jsonl_records(Path(partition.path), partition.start, partition.stop))
     import pyarrow.parquet as pq
 
-    file_ = pq.ParquetFile(path)
+    file_ = pq.ParquetFile(partition.path)
     columns = [name for name in columns if name in file_.schema_arrow.names]
-    rows, group_start = [], 0
-    for group in range(file_.num_row_groups):
-        group_stop = group_start + file_.metadata.row_group(group).num_rows
-        if group_start < stop and start < group_stop:
-            table = file_.read_row_group(group, columns=columns)
-            first = max(start, group_start)
-            rows.extend(table.slice(first - group_start, min(stop, group_stop) - first).to_pylist())
-        group_start = group_stop
-    return rows
+    table = file_.read_row_groups(range(partition.start, partition.stop), columns=columns)
+    return list(enumerate(table.to_pylist(), partition.first_row))
 
 
-@functools.lru_cache(maxsize=None)
-def _worker_pipeline(pipeline: str, gpu_id: int) -> Language:
-    """The pipeline, loaded once per worker process."""
-    if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
-    return spacy.load(pipeline)
+def _jsonl_records(path: Path, start: int, stop: Optional[int]) -> Iterator[Tuple[int, Dict]]:
+    """(byte offset, record) for each non-blank line that begins in bytes
+    start..stop-1 of a JSONL file (stop None: to the end; offsets of a .gz file
+    are those of its decompressed text)."""
+    with _open_jsonl(path) as file_:
+        if start:
+            file_.seek(start - 1)
+            file_.readline()  # the end of the line that began before `start`, or the newline just before it
+        offset = file_.tell()
+        for line in file_:
+            if stop is not None and offset >= stop:
+                break
+            if line.strip():
+                yield offset, _parse_record(path, line, offset)
+            offset += len(line)
 
 
 def _writes_cats(nlp: Language) -> bool:
@@ -308,10 +383,11 @@ def _generated_attrs(nlp: Language) -> List[str]:
     return [pipe.cfg["output_attr"] for _, pipe in nlp.pipeline if isinstance(pipe, RNNSeq2Seq)]
 
 
-def _text(partition: Partition, row: int, record: Dict, text_field: str) -> str:
+def _text(partition: Partition, position: int, record: Dict, text_field: str) -> str:
     text = record.get(text_field)
     if not isinstance(text, str):
-        raise AnnotateError(f"{partition.path}: record {row + 1} has no string '{text_field}' (got {text!r}).")
+        where = f"row {position}" if partition.is_parquet else f"the line at byte {position}"
+        raise AnnotateError(f"{partition.path}: {where} has no string '{text_field}' (got {text!r}).")
     return text
 
 
@@ -319,13 +395,13 @@ def _open_jsonl(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
-def _parse_record(path: Path, line: bytes, row: int) -> Dict:
+def _parse_record(path: Path, line: bytes, offset: int) -> Dict:
     try:
         record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise AnnotateError(f"{path}: record {row + 1} is not valid JSON ({err.msg}).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AnnotateError(f"{path}: the line at byte {offset} is not valid JSON ({err}).") from None
     if not isinstance(record, dict):
-        raise AnnotateError(f"{path}: record {row + 1} is not a JSON object.")
+        raise AnnotateError(f"{path}: the line at byte {offset} is not a JSON object.")
     return record
 
 
@@ -387,13 +463,42 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def start_local_cluster(n_workers: Optional[int] = None, dashboard_address: Optional[str] = None):
+    """A LocalCluster of `n_workers` worker processes (None: one per core) with
+    one thread each. Dask starts them with OMP_NUM_THREADS=1, so torch computes
+    on one thread per worker: workers x threads never exceed the cores.
+
+    Dask also starts them with MALLOC_TRIM_THRESHOLD_=65536, which turns off
+    glibc's dynamic mmap threshold: each of torch's larger buffers is then
+    mapped and unmapped again, and the pipeline runs 25% slower (measured,
+    docs/scaling_annotate.md). These workers start without it."""
+    import dask
+    from dask.system import CPU_COUNT
+    from distributed import LocalCluster
+
+    if n_workers is not None:
+        _check_n_workers(n_workers)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(
+            n_workers=n_workers or CPU_COUNT, threads_per_worker=1, dashboard_address=dashboard_address
+        )
+
+
+def _check_n_workers(n_workers: int) -> None:
+    from dask.system import CPU_COUNT
+
+    if not 1 <= n_workers <= CPU_COUNT:
+        raise AnnotateError(
+            f"n_workers={n_workers}, but this machine has {CPU_COUNT} cores and each worker computes on one: "
+            f"use 1 to {CPU_COUNT} (more workers would only take turns on the cores)."
+        )
+
+
 @contextmanager
-def _dask_client(scheduler: Optional[str], n_workers: Optional[int]):
+def _dask_client(scheduler: Optional[str], n_workers: Optional[int], dashboard_address: Optional[str]):
     """A client of the scheduler at `scheduler`, or of a new LocalCluster."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise AnnotateError("Annotating on Dask needs dask.distributed: pip install 'spacy-rnn[dask]'.") from None
+    from distributed import Client
+
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
@@ -402,9 +507,27 @@ def _dask_client(scheduler: Optional[str], n_workers: Optional[int]):
         with client:
             yield client
     else:
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield client
+        with start_local_cluster(n_workers, dashboard_address) as cluster, Client(cluster) as client:
+            yield client
+
+
+@contextmanager
+def _on_workers(client, pipeline: str, gpu_id: int) -> Iterator[str]:
+    """The pipeline loaded on every worker of `client` (and on each that joins
+    later) until the block ends; yields the name of its PipelinePlugin."""
+    name = f"spacy_rnn.annotate-{uuid.uuid4().hex}"  # one per job: jobs that share a cluster do not clash
+    try:
+        client.register_plugin(PipelinePlugin(pipeline, gpu_id), name=name)
+        yield name
+    finally:
+        client.unregister_worker_plugin(name)
+
+
+def _require_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise AnnotateError("Annotating on Dask needs dask.distributed: pip install 'spacy-rnn[dask]'.") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -417,19 +540,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--text-field", default="text", help="field that holds the text (default: text)")
     parser.add_argument("--id-field", default="id", help="field that holds the record id (default: id)")
     parser.add_argument("--format", dest="output_format", choices=FORMATS, default="parquet", help="output format")
-    parser.add_argument("--partition-size", type=int, default=1000, help="records per partition")
+    parser.add_argument(
+        "--blocksize", default=DEFAULT_BLOCKSIZE, help=f"input bytes per partition (default: {DEFAULT_BLOCKSIZE})"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="nlp.pipe batch size")
     parser.add_argument("--scheduler", default="", help="address of a running Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--n-workers", type=int, default=0, help="LocalCluster workers (default: one per core)")
+    parser.add_argument(
+        "--dashboard-address", default=":0", help="LocalCluster dashboard address (default :0, a free port; '': none)"
+    )
     parser.add_argument("--retries", type=int, default=2, help="retries of a failing partition")
     parser.add_argument("--gpu-id", type=int, default=-1, help="GPU of each worker (-1: CPU)")
     args = parser.parse_args(argv)
     try:
         report = annotate(
             args.pipeline, args.inputs, args.output_dir, text_field=args.text_field, id_field=args.id_field,
-            output_format=args.output_format, partition_size=args.partition_size, batch_size=args.batch_size,
+            output_format=args.output_format, blocksize=args.blocksize, batch_size=args.batch_size,
             scheduler=args.scheduler or None, n_workers=args.n_workers or None, retries=args.retries,
-            gpu_id=args.gpu_id,
+            gpu_id=args.gpu_id, dashboard_address=args.dashboard_address or None,
         )
     except AnnotateError as err:
         print(f"✘ {err}", file=sys.stderr)
@@ -443,8 +571,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so that Dask ships `spacy_rnn.annotate.annotate_partition`
-    # by reference and every worker keeps one pipeline cache, not a copy of this __main__.
+    # Run the imported module's main, so that Dask ships `spacy_rnn.annotate.annotate_partition` and
+    # `PipelinePlugin` by reference, not as copies of this __main__.
     from spacy_rnn.annotate import main as module_main
 
     sys.exit(module_main())

@@ -1,5 +1,5 @@
-"""A smoke slice of the speed benchmark: it runs end to end and writes
-sensible figures and README tables (the real run is not part of CI)."""
+"""Smoke slices of the speed and scaling benchmarks: they run end to end and
+write sensible figures and tables (the real runs are not part of CI)."""
 import json
 import subprocess
 import sys
@@ -7,6 +7,7 @@ import sys
 from conftest import REPO
 
 SCRIPT = REPO / "project" / "scripts" / "bench_speed.py"
+SCALE_SCRIPT = REPO / "project" / "scripts" / "bench_scale.py"
 
 
 def test_speed_benchmark_smoke(shared_data, tmp_path):
@@ -58,3 +59,30 @@ def test_accuracy_table_compares_the_best_config_with_the_best_baseline(monkeypa
     assert "| spaCy TextCatEnsemble.v2 | – | – |" in table  # a baseline that was not run
     assert "- SARC-pol: `textcat_ensemble_lstm` 71.2 vs spaCy TextCatBOW.v3 69.8 (+1.4 points)" in table
     assert "- SST-5: `textcat_lstm` 40.5 vs TF-IDF + logistic regression 40.9 (-0.4 points)" in table
+
+
+def test_scaling_benchmark_smoke(tmp_path):
+    doc = tmp_path / "scaling.md"
+    doc.write_text("intro\n<!-- bench-scale:start -->\nold\n<!-- bench-scale:end -->\noutro\n")
+    result = subprocess.run(
+        [sys.executable, str(SCALE_SCRIPT), "--workdir", str(tmp_path / "work"), "--n-records", "3000",
+         "--job-records", "1000", "--blocksize", "8KiB", "--train-steps", "2", "--max-workers", "2",
+         "--out", str(tmp_path / "scale.json"), "--doc", str(doc), "--plot", str(tmp_path / "scaling.png")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "scale.json").read_text())
+    size = (tmp_path / "work" / "reviews-3000.jsonl").stat().st_size
+    assert figures["planning"]["records"] == 3000 and figures["planning"]["partitions"] == -(-size // 8192)
+    assert 0 < figures["planning"]["plan_s"] < 1
+    assert [(run["workers"], run["records"]) for run in figures["strong"]] == [(1, 3000), (2, 3000)]
+    assert [(run["workers"], run["records"]) for run in figures["weak"]] == [(1, 1500), (2, 3000)]
+    job = [(run["workers"], run["start_method"]) for run in figures["job"]]
+    assert job == [(1, "spawn"), (2, "spawn"), (2, "fork")]
+    assert figures["pipe"][1]["threads"] == 1  # one process on torch's default threads, then on one
+    runs = figures["job"] + figures["strong"] + figures["weak"]
+    assert all(run["threads"] == 1 and 0 < run["cluster_start_s"] < run["first_task_s"] < run["wall_s"] for run in runs)
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert "| `spacy_rnn.annotate` | 2 × 1 |" in text and "**Weak scaling**: 1,500 records per worker" in text
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")

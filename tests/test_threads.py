@@ -153,7 +153,7 @@ def test_dask_workers_use_the_policy(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(exec, PROBE, {})  # the worker's own threads: 2
         report = annotate(
-            tmp_path / "pipeline", [tmp_path / "texts.jsonl"], tmp_path / "out", partition_size=10, batch_size=4,
+            tmp_path / "pipeline", [tmp_path / "texts.jsonl"], tmp_path / "out", blocksize=200, batch_size=4,
             scheduler=client.scheduler.address, progress=False,
         )
         assert report.rows == 30

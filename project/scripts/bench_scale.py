@@ -1,197 +1,377 @@
-"""Scaling benchmark: one spacy-rnn pipeline over the same IMDB reviews as
-one process, as `nlp.pipe(n_process=2)` and as `spacy_rnn.annotate` on a
-2-worker Dask LocalCluster; words/s, peak memory per worker, and the Dask
-overhead against plain `nlp.pipe`.
+"""Scaling benchmark of `spacy_rnn.annotate`: records/s on 1, 2, 4, ... Dask
+workers, up to the machine's cores, against one process's `nlp.pipe`.
 
-"One process" runs with torch's default thread count (one per core) and
-again with one thread, the thread count of each `n_process` or Dask worker.
+The corpus is --n-records short reviews generated deterministically from a
+word list, written as JSONL into --workdir (a temporary folder, never the
+repository), with prefixes of it for the smaller jobs. The pipeline is a
+`textcat` with the model of configs/textcat_ensemble_lstm_w64.cfg (BiLSTM of
+width 64 and a bigram linear model over HashEmbed), trained for --train-steps
+updates on generated reviews.
 
-The pipeline is `textcat` with the model of configs/textcat_lstm.cfg (BiLSTM
-of width 128 over HashEmbed of width 128), initialized on 50 reviews and not
-trained: the weights do not change the speed. The corpus is the first
---n-docs reviews of stars/imdb/imdb_test.jsonl.gz, written to one JSONL file
-that every mode reads. Each mode runs in a fresh Python process. Words are
-whitespace-separated; times include reading the input and, for Dask, writing
-Parquet. Dask runs twice on one LocalCluster: first with fresh workers (they
-import spaCy and load the pipeline), then with warm ones; the cluster start is
-reported on its own.
+Every measurement runs in a fresh Python process:
+- planning: the client's `plan_partitions` for the whole corpus, beside one
+  full read of the file (what planning cost before it worked from file sizes);
+- one process: `nlp.pipe` over the --job-records job, texts read from the
+  JSONL, in a process that has loaded the pipeline, on torch's default
+  threads and on one;
+- annotate: `spacy_rnn.annotate` on a LocalCluster of N single-threaded
+  workers, timed from the cluster's start (the workers start, import spaCy and
+  torch and load the pipeline) to the last Parquet file written, with Dask's
+  task stream splitting start-up (until the first task) from processing; the
+  --job-records job on 1, 2, 4, ... workers, and once more on the most
+  workers started by fork instead of Dask's default, spawn;
+- strong scaling: the whole corpus on 1, 2, 4, ... workers; weak scaling: the
+  same records per worker (the corpus divided by the most workers).
 
-    python project/scripts/bench_scale.py --data-dir ../shared/data --n-docs 2000
+    python project/scripts/bench_scale.py --doc docs/scaling_annotate.md --plot docs/scaling.png
 """
-import gzip
 import json
 import os
-import resource
+import platform
+import random
+import shutil
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
+import srsly
 import typer
 from wasabi import msg
 
-from common import fail
+from common import write_between_markers
 
 REPO = Path(__file__).resolve().parents[2]
-MODES = ("one", "one_thread", "n_process", "dask")
+CONFIG = REPO / "configs" / "textcat_ensemble_lstm_w64.cfg"
+NEUTRAL = (
+    "the a this film movie plot story actor actress cast ending music scenes script it was is and but with "
+    "very quite rather too bit of in its director camera dialogue pace characters"
+).split()
+POSITIVE = "great good fun lovely superb moving brilliant charming gripping funny".split()
+NEGATIVE = "bad dull awful boring weak silly poor clumsy tedious flat".split()
 
 
-def build_pipeline(texts: List[str], labels: List[str], path: Path) -> None:
+def reviews(n: int, seed: int = 0):
+    """(text, label) of n short reviews: 3 to 12 neutral words and 1 to 3 words
+    of the review's polarity, shuffled; the same for the same n and seed."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        positive = rng.random() < 0.5
+        words = rng.choices(NEUTRAL, k=rng.randint(3, 12)) + rng.choices(
+            POSITIVE if positive else NEGATIVE, k=rng.randint(1, 3)
+        )
+        rng.shuffle(words)
+        yield " ".join(words), "POS" if positive else "NEG"
+
+
+def write_corpora(workdir: Path, sizes: List[int]) -> Dict[int, Path]:
+    """reviews-<n>.jsonl for each size, each a prefix of the largest."""
+    lines = [json.dumps({"text": text}) + "\n" for text, _ in reviews(max(sizes))]
+    paths = {}
+    for size in sorted(set(sizes)):
+        paths[size] = workdir / f"reviews-{size}.jsonl"
+        paths[size].write_text("".join(lines[:size]), encoding="utf8")
+    return paths
+
+
+def train_pipeline(path: Path, steps: int) -> None:
     import spacy
     from spacy.training import Example
-    from spacy.util import load_config
+    from spacy.util import load_config, minibatch
     from thinc.api import fix_random_seed
 
     fix_random_seed(0)
-    model = load_config(REPO / "configs" / "textcat_lstm.cfg")["components"]["textcat"]["model"]
     nlp = spacy.blank("en")
-    nlp.add_pipe("textcat", config={"model": model})
-    names = sorted(set(labels))
+    nlp.add_pipe("textcat", config={"model": load_config(CONFIG)["components"]["textcat"]["model"]})
     examples = [
-        Example.from_dict(nlp.make_doc(text), {"cats": {name: float(name == label) for name in names}})
-        for text, label in zip(texts, labels)
+        Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(label == "POS"), "NEG": float(label == "NEG")}})
+        for text, label in reviews(64 * steps, seed=1)
     ]
-    nlp.initialize(lambda: examples)
+    optimizer = nlp.initialize(lambda: examples[:500])
+    for batch in minibatch(examples, 64):
+        nlp.update(batch, sgd=optimizer)
     nlp.to_disk(path)
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # kilobytes on Linux
+def measure_planning(corpus: Path, blocksize: str) -> Dict:
+    from spacy_rnn.annotate import find_inputs, parse_blocksize, plan_partitions
+
+    start = time.perf_counter()
+    partitions = plan_partitions(find_inputs(corpus), "text", parse_blocksize(blocksize))
+    plan_s = time.perf_counter() - start
+    start = time.perf_counter()
+    with corpus.open("rb") as file_:
+        records = sum(1 for line in file_ if line.strip())
+    return {"plan_s": plan_s, "partitions": len(partitions), "full_read_s": time.perf_counter() - start,
+            "records": records, "bytes": corpus.stat().st_size}
 
 
-def torch_threads() -> int:
+def measure_pipe(pipeline: Path, corpus: Path, batch_size: int, threads: int) -> Dict:
+    """nlp.pipe in this process, on `threads` torch threads (0: torch's default)."""
+    import spacy
     import torch
 
-    return torch.get_num_threads()
-
-
-def measure(mode: str, pipeline: str, corpus: str, batch_size: int, partition_size: int) -> Dict:
-    """One mode in this (fresh) process: wall seconds, workers, threads, peak memory."""
-    import spacy
-
-    from spacy_rnn.corpus import read_jsonl
-
-    if mode == "dask":
-        from distributed import Client, LocalCluster
-
-        from spacy_rnn.annotate import annotate
-
-        start = time.perf_counter()
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
-        cluster_start_s = time.perf_counter() - start
-        with cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as output:
-            wall_s = []
-            for run in ("cold", "warm"):  # cold: the workers import spaCy and load the pipeline first
-                start = time.perf_counter()
-                report = annotate(
-                    pipeline, corpus, Path(output) / run, partition_size=partition_size, batch_size=batch_size,
-                    scheduler=cluster.scheduler_address, progress=False,
-                )
-                wall_s.append(time.perf_counter() - start)
-                assert not report.failed, report.failed
-            return {
-                "wall_s": wall_s[0],
-                "warm_wall_s": wall_s[1],
-                "cluster_start_s": cluster_start_s,
-                "worker_rss_mb": max(client.run(peak_rss_mb).values()),
-                "threads": max(client.run(torch_threads).values()),
-            }
+    if threads:
+        torch.set_num_threads(threads)
     nlp = spacy.load(pipeline)
-    n_process = 2 if mode == "n_process" else 1
-    if mode == "one_thread":
-        import torch
-
-        torch.set_num_threads(1)
     list(nlp.pipe(["a short warm-up review"] * batch_size, batch_size=batch_size))
     start = time.perf_counter()
-    texts = [record["text"] for record in read_jsonl(corpus)]
-    cats = [doc.cats for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process)]
+    with corpus.open("rb") as file_:
+        texts = [json.loads(line)["text"] for line in file_]
+    n_cats = sum(len(doc.cats) for doc in nlp.pipe(texts, batch_size=batch_size))
     wall_s = time.perf_counter() - start
-    assert len(cats) == len(texts)
-    if mode == "n_process":  # the workers have been joined: their peak is RUSAGE_CHILDREN's
-        return {"wall_s": wall_s, "worker_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN), "threads": 1,
-                "parent_rss_mb": peak_rss_mb()}
-    return {"wall_s": wall_s, "worker_rss_mb": peak_rss_mb(), "threads": torch_threads()}
+    assert n_cats == 2 * len(texts)
+    return {"wall_s": wall_s, "records": len(texts), "workers": 1, "threads": torch.get_num_threads()}
 
 
-def run_mode(mode: str, batch_size: int, partition_size: int, pipeline: Path, corpus: Path) -> Dict:
-    command = [sys.executable, __file__, "--measure", mode, "--pipeline", str(pipeline), "--corpus", str(corpus),
-               "--batch-size", str(batch_size), "--partition-size", str(partition_size)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+def measure_annotate(
+    pipeline: Path, corpus: Path, workers: int, blocksize: str, batch_size: int, out: Path, start_method: str
+) -> Dict:
+    """annotate on a new LocalCluster whose worker processes Dask starts with
+    `start_method` (its distributed.worker.multiprocessing-method)."""
+    import dask
+    import torch
+    from distributed import Client, get_task_stream
+
+    from spacy_rnn.annotate import annotate, start_local_cluster
+
+    dask.config.set({"distributed.worker.multiprocessing-method": start_method})
+    started = time.time()
+    with start_local_cluster(workers) as cluster, Client(cluster) as client:
+        cluster_start_s = time.time() - started
+        with get_task_stream(client) as stream:
+            report = annotate(
+                pipeline, corpus, out, blocksize=blocksize, batch_size=batch_size,
+                scheduler=cluster.scheduler_address, progress=False,
+            )
+        wall_s = time.time() - started
+        threads = set(client.run(torch.get_num_threads).values())
+    shutil.rmtree(out)
+    assert not report.failed and report.rows == sum(1 for _ in corpus.open("rb")), report.summary()
+    computes = [span for task in stream.data for span in task["startstops"] if span["action"] == "compute"]
+    first = min(span["start"] for span in computes)
+    return {
+        "wall_s": wall_s, "cluster_start_s": cluster_start_s, "first_task_s": first - started,
+        "processing_s": max(span["stop"] for span in computes) - first, "records": report.rows,
+        "partitions": len(report.written), "workers": workers, "threads": max(threads), "start_method": start_method,
+    }
+
+
+def run_child(spec: Dict) -> Dict:
+    """One measurement in a fresh Python process."""
+    command = [sys.executable, __file__, "--one", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
-        fail(f"{mode} failed:\n{result.stderr[-3000:]}")
+        msg.fail(f"{spec} failed", result.stderr[-3000:], exits=1)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def table(results: Dict[str, Dict], n_docs: int, n_words: int, load: str) -> str:
-    names = {
-        "one": "one process (`nlp.pipe`)",
-        "one_thread": "one process, one torch thread",
-        "n_process": "`nlp.pipe(n_process=2)`",
-        "dask": "`spacy_rnn.annotate`, 2-worker LocalCluster, first run",
-        "dask_warm": "the same, second run (workers warm)",
-    }
-    results = {**results, "dask_warm": {**results["dask"], "wall_s": results["dask"]["warm_wall_s"]}}
+def measure_one(spec: Dict) -> Dict:
+    if spec["kind"] == "planning":
+        return measure_planning(Path(spec["corpus"]), spec["blocksize"])
+    if spec["kind"] == "pipe":
+        return measure_pipe(Path(spec["pipeline"]), Path(spec["corpus"]), spec["batch_size"], spec["threads"])
+    return measure_annotate(
+        Path(spec["pipeline"]), Path(spec["corpus"]), spec["workers"], spec["blocksize"], spec["batch_size"],
+        Path(spec["out"]), spec.get("start_method", "spawn"),
+    )
+
+
+def worker_counts(cores: int) -> List[int]:
+    """1, 2, 4, ... up to the cores, and the cores themselves."""
+    counts = [2**i for i in range(cores.bit_length()) if 2**i <= cores]
+    return counts if counts[-1] == cores else counts + [cores]
+
+
+def rate(run: Dict) -> float:
+    return run["records"] / run["wall_s"]
+
+
+def processing_rate(run: Dict) -> float:
+    return run["records"] / run["processing_s"]
+
+
+def median(runs: Sequence[Dict]) -> Dict:
+    """The run of median wall time."""
+    return sorted(runs, key=lambda run: run["wall_s"])[len(runs) // 2]
+
+
+def markdown(results: Dict) -> str:
+    setup, planning, pipe = results["setup"], results["planning"], results["pipe"][0]
     lines = [
-        f"{n_docs:,} IMDB reviews, {n_words:,} words; {os.cpu_count()} CPU cores, load average {load}",
+        f"{setup['cores']} CPU cores ({setup['cpu']}), load average {setup['load']}; spaCy {setup['spacy']}, "
+        f"torch {setup['torch']}, Dask {setup['dask']}. Pipeline: `textcat` with the model of "
+        f"`configs/textcat_ensemble_lstm_w64.cfg`, trained for {setup['train_steps']} updates. Corpus: "
+        f"{planning['records']:,} generated short reviews ({planning['bytes'] / 1e6:.1f} MB of JSONL, "
+        f"{setup['words_per_record']:.1f} words each on average); blocksize {setup['blocksize']}, "
+        f"`nlp.pipe` batches of {setup['batch_size']}.",
         "",
-        "| mode | processes × torch threads | wall (s) | words/s | speed-up | peak memory per worker (MB) |",
-        "|---|---|---|---|---|---|",
+        f"Planning the {planning['records']:,}-record JSONL ({planning['partitions']} partitions): "
+        f"**{planning['plan_s'] * 1000:.1f} ms** of client time; one full read of the file, for comparison: "
+        f"{planning['full_read_s']:.2f} s.",
+        "",
+        f"**A job of {pipe['records']:,} records**, end to end. For `annotate`: from the LocalCluster's start "
+        "to the last Parquet file; *start-up* is the time until the first task starts (worker processes "
+        "start, import spaCy and torch, load the pipeline); *processing* counts from then on. One process "
+        f"(torch's default threads) and annotate on {results['job'][-2]['workers']} workers ran "
+        f"{len(results['ratios'])} times, interleaved (medians; the ratios of the runs: "
+        f"{', '.join(f'{ratio:.2f}×' for ratio in results['ratios'])}).",
+        "",
+        "| system | processes × torch threads | start-up (s) | wall (s) | records/s | processing records/s "
+        "| vs one process |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for mode, result in results.items():
-        processes = 1 if mode.startswith("one") else 2
+    for run in results["pipe"]:
         lines.append(
-            f"| {names[mode]} | {processes} × {result['threads']} | {result['wall_s']:.1f} | "
-            f"{n_words / result['wall_s']:,.0f} | {results['one']['wall_s'] / result['wall_s']:.2f}× | "
-            f"{result['worker_rss_mb']:,.0f} |"
+            f"| one process, `nlp.pipe` | 1 × {run['threads']} | – | {run['wall_s']:.1f} | {rate(run):,.0f} | – | "
+            f"{rate(run) / rate(pipe):.2f}× |"
         )
-    dask, forked = results["dask"], results["n_process"]
+    for run in results["job"]:
+        system = "`spacy_rnn.annotate`" + (", workers started by fork" if run["start_method"] == "fork" else "")
+        lines.append(
+            f"| {system} | {run['workers']} × {run['threads']} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {processing_rate(run):,.0f} | {rate(run) / rate(pipe):.2f}× |"
+        )
+    strong, weak = results["strong"], results["weak"]
     lines += [
         "",
-        f"Dask against `nlp.pipe(n_process=2)`: {100 * (dask['wall_s'] / forked['wall_s'] - 1):+.0f}% wall time "
-        f"on the first run (the workers import spaCy and load the pipeline), "
-        f"{100 * (dask['warm_wall_s'] / forked['wall_s'] - 1):+.0f}% on the second (reading, Parquet writes, "
-        f"scheduling), plus {dask['cluster_start_s']:.1f} s to start the LocalCluster. "
-        f"Parent process of `n_process=2`: {forked['parent_rss_mb']:,.0f} MB.",
+        f"**Strong scaling**: all {strong[0]['records']:,} records, end to end.",
+        "",
+        "| workers | partitions | start-up (s) | wall (s) | records/s | processing records/s | speed-up | efficiency "
+        "| vs one process |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for run in strong:
+        speed_up = rate(run) / rate(strong[0])
+        lines.append(
+            f"| {run['workers']} | {run['partitions']} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {processing_rate(run):,.0f} | {speed_up:.2f}× | "
+            f"{100 * speed_up / run['workers']:.0f}% | {rate(run) / rate(pipe):.2f}× |"
+        )
+    lines += [
+        "",
+        f"**Weak scaling**: {weak[0]['records']:,} records per worker, end to end.",
+        "",
+        "| workers | records | start-up (s) | wall (s) | records/s | efficiency (1 worker's wall / this wall) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in weak:
+        lines.append(
+            f"| {run['workers']} | {run['records']:,} | {run['first_task_s']:.1f} | {run['wall_s']:.1f} | "
+            f"{rate(run):,.0f} | {100 * weak[0]['wall_s'] / run['wall_s']:.0f}% |"
+        )
     return "\n".join(lines)
 
 
+def plot(results: Dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strong, weak, pipe = results["strong"], results["weak"], results["pipe"][0]
+    job = [run for run in results["job"] if run["start_method"] == "spawn"]
+    forked = [run for run in results["job"] if run["start_method"] == "fork"]
+    workers = [run["workers"] for run in strong]
+    big, small = f"{strong[0]['records']:,} records", f"{pipe['records']:,} records"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    left.plot(workers, [rate(run) for run in strong], "o-", label=f"annotate, {big}")
+    left.plot(workers, [processing_rate(run) for run in strong], "^--", label=f"annotate, {big}, after start-up")
+    left.plot(workers, [rate(run) for run in job], "s-", label=f"annotate, {small}")
+    forked_label = f"annotate, {small}, workers forked"
+    left.plot([run["workers"] for run in forked], [rate(run) for run in forked], "D", label=forked_label)
+    left.plot(workers, [w * rate(strong[0]) for w in workers], ":", color="grey", label="linear from 1 worker")
+    left.axhline(rate(pipe), color="black", linestyle="--", label=f"one process's nlp.pipe ({pipe['threads']} threads)")
+    left.set(xlabel="workers (one core each)", ylabel="records/s, end to end", title="Strong scaling", xticks=workers)
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=7, loc="lower right")
+    right.plot([run["workers"] for run in weak], [run["wall_s"] for run in weak], "o-", label="annotate")
+    right.axhline(weak[0]["wall_s"], color="grey", linestyle=":", label="ideal (flat)")
+    right.set(xlabel="workers (one core each)", ylabel="wall time (s)", xticks=[run["workers"] for run in weak],
+              title=f"Weak scaling: {weak[0]['records']:,} records per worker")
+    right.set_ylim(0, 1.3 * max(run["wall_s"] for run in weak))
+    right.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(
-    # fmt: off
-    data_dir: Path = typer.Option(REPO.parent / "shared" / "data", help="The shared/data folder"),
-    n_docs: int = typer.Option(2000, help="Reviews in the corpus"),
-    batch_size: int = typer.Option(128, help="nlp.pipe batch size"),
-    partition_size: int = typer.Option(250, help="Records per Dask partition"),
-    measure_mode: Optional[str] = typer.Option(None, "--measure", hidden=True),
-    measure_pipeline: Optional[str] = typer.Option(None, "--pipeline", hidden=True),
-    measure_corpus: Optional[str] = typer.Option(None, "--corpus", hidden=True),
-    # fmt: on
-):
-    """One spacy-rnn pipeline over IMDB reviews as one process, with
-    nlp.pipe(n_process=2) and on a 2-worker Dask LocalCluster."""
-    if measure_mode:  # one mode, in the fresh process run_mode started
-        print(json.dumps(measure(measure_mode, measure_pipeline, measure_corpus, batch_size, partition_size)))
+    workdir: Path = typer.Option(Path("/tmp/spacy-rnn-bench-scale"), help="folder for the corpus and outputs"),
+    n_records: int = typer.Option(1_000_000, help="records of the corpus (strong scaling)"),
+    job_records: int = typer.Option(200_000, help="records of the job compared with one process's nlp.pipe"),
+    blocksize: str = typer.Option("512KiB", help="annotate's blocksize"),
+    batch_size: int = typer.Option(256, help="nlp.pipe batch size, for one process and for the workers"),
+    train_steps: int = typer.Option(30, help="updates of the pipeline's training (batches of 64)"),
+    repeats: int = typer.Option(3, help="interleaved runs of one process and of annotate on the most workers"),
+    max_workers: int = typer.Option(0, help="most workers (0: the machine's cores)"),
+    out: Optional[Path] = typer.Option(None, help="write the results as JSON"),
+    doc: Optional[Path] = typer.Option(None, help="replace the tables between the bench-scale markers of this file"),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="write the scaling plot (PNG)"),
+    one: Optional[str] = typer.Option(None, hidden=True),
+) -> None:
+    if one:  # a child process: one measurement
+        print(json.dumps(measure_one(json.loads(one))))
         return
-    source = data_dir / "stars" / "imdb" / "imdb_test.jsonl.gz"
-    if not source.is_file():
-        fail(f"{source} not found: pass --data-dir, the folder that holds stars/imdb/")
-    with gzip.open(source, "rt", encoding="utf8") as file_:
-        records = [json.loads(line) for line, _ in zip(file_, range(n_docs))]
-    n_words = sum(len(record["text"].split()) for record in records)
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus, pipeline = Path(tmp) / "imdb.jsonl", Path(tmp) / "pipeline"
-        corpus.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records))
-        build_pipeline([r["text"] for r in records[:50]], [str(r["label"]) for r in records[:50]], pipeline)
-        load_before = os.getloadavg()[0]
-        results = {}
-        for mode in MODES:
-            msg.info(f"Measuring {mode} ...")
-            results[mode] = run_mode(mode, batch_size, partition_size, pipeline, corpus)
-    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-    print(table(results, len(records), n_words, load))
+    import dask
+    import spacy
+    import torch
+    from dask.system import CPU_COUNT
+
+    counts = worker_counts(max_workers or CPU_COUNT)
+    per_worker = n_records // counts[-1]
+    workdir.mkdir(parents=True, exist_ok=True)
+    msg.info(f"Writing {n_records:,} reviews and training the pipeline in {workdir}")
+    corpora = write_corpora(workdir, [n_records, job_records] + [w * per_worker for w in counts])
+    pipeline = workdir / "pipeline"
+    train_pipeline(pipeline, train_steps)
+    load_before = os.getloadavg()[0]
+    common = {"pipeline": str(pipeline), "blocksize": blocksize, "batch_size": batch_size, "out": str(workdir / "out")}
+
+    def pipe_run(threads: int) -> Dict:
+        msg.text(f"one process's nlp.pipe: {job_records:,} records on {threads or 'default'} torch thread(s)")
+        return run_child({**common, "kind": "pipe", "corpus": str(corpora[job_records]), "threads": threads})
+
+    def annotate_run(records: int, workers: int, start_method: str = "spawn") -> Dict:
+        msg.text(f"annotate: {records:,} records on {workers} worker(s), started by {start_method}")
+        spec = {**common, "kind": "annotate", "corpus": str(corpora[records]), "workers": workers}
+        return run_child({**spec, "start_method": start_method})
+
+    msg.text("planning")
+    results = {"planning": run_child({"kind": "planning", "corpus": str(corpora[n_records]), "blocksize": blocksize})}
+    pairs = [(pipe_run(0), annotate_run(job_records, counts[-1])) for _ in range(repeats)]  # interleaved
+    results["ratios"] = [rate(job) / rate(pipe) for pipe, job in pairs]
+    pipe, job = (median(runs) for runs in zip(*pairs))
+    results["pipe"] = [pipe, pipe_run(1)]
+    results["job"] = [annotate_run(job_records, workers) for workers in counts[:-1]] + [
+        job, annotate_run(job_records, counts[-1], "fork")
+    ]
+    results["strong"] = [annotate_run(n_records, workers) for workers in counts]
+    strong = {run["workers"]: run for run in results["strong"]}
+    results["weak"] = [strong[w] if w * per_worker == n_records else annotate_run(w * per_worker, w) for w in counts]
+    texts = [text for text, _ in reviews(10_000)]
+    results["setup"] = {
+        "cores": os.cpu_count(), "cpu": platform.machine(), "spacy": spacy.__version__, "torch": torch.__version__,
+        "dask": dask.__version__, "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
+        "train_steps": train_steps, "blocksize": blocksize, "batch_size": batch_size,
+        "words_per_record": sum(len(text.split()) for text in texts) / len(texts),
+    }
+    report = markdown(results)
+    print(report)
+    ratios = ", ".join(f"{ratio:.2f}×" for ratio in results["ratios"])
+    msg.info(f"{job_records:,} records: {counts[-1]} workers against one process's nlp.pipe, cluster start "
+             f"included: {ratios} (median {statistics.median(results['ratios']):.2f}×)")
+    msg.info(f"Planning {n_records:,} records: {results['planning']['plan_s'] * 1000:.1f} ms of client time")
+    if out:
+        srsly.write_json(out, results)
+    if doc:
+        write_between_markers(doc, "bench-scale", report)
+    if plot_path:
+        plot(results, plot_path)
+        msg.good(f"Plot: {plot_path}")
 
 
 if __name__ == "__main__":
