@@ -283,7 +283,9 @@ def plot(results: Dict, path: Path) -> None:
     forked_label = f"annotate, {small}, workers forked"
     left.plot([run["workers"] for run in forked], [rate(run) for run in forked], "D", label=forked_label)
     left.plot(workers, [w * rate(strong[0]) for w in workers], ":", color="grey", label="linear from 1 worker")
-    left.axhline(rate(pipe), color="black", linestyle="--", label=f"one process's nlp.pipe ({pipe['threads']} threads)")
+    for run, style in zip(results["pipe"], ["--", "-."]):
+        label = f"one process's nlp.pipe, {run['threads']} torch thread(s)"
+        left.axhline(rate(run), color="black", linestyle=style, label=label)
     left.set(xlabel="workers (one core each)", ylabel="records/s, end to end", title="Strong scaling", xticks=workers)
     left.set_ylim(bottom=0)
     left.legend(fontsize=7, loc="lower right")
