@@ -471,7 +471,7 @@ def start_local_cluster(n_workers: Optional[int] = None, dashboard_address: Opti
     Dask also starts them with MALLOC_TRIM_THRESHOLD_=65536, which turns off
     glibc's dynamic mmap threshold: torch's larger buffers are then mapped and
     unmapped again at every use, and the pipeline ran 10-25% slower
-    (docs/scaling_annotate.md). These workers start without it."""
+    (docs/scaling.md). These workers start without it."""
     import dask
     from dask.system import CPU_COUNT
     from distributed import LocalCluster

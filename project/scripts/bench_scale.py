@@ -23,7 +23,7 @@ Every measurement runs in a fresh Python process:
 - strong scaling: the whole corpus on 1, 2, 4, ... workers; weak scaling: the
   same records per worker (the corpus divided by the most workers).
 
-    python project/scripts/bench_scale.py --doc docs/scaling_annotate.md --plot docs/scaling.png
+    python project/scripts/bench_scale.py --doc docs/scaling.md --plot docs/scaling.png
 """
 import json
 import os
