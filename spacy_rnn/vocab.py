@@ -7,7 +7,9 @@ place where an output is cut at its first EOS:
 - `WordVocab`: words and punctuation marks, one id each. A piece written
   right after the previous one, without a space, carries the JOINER prefix,
   so decoding restores the spacing ("love it!" -> love, ￭!). A mark after a
-  space ("love it !") is a different piece from a glued one.
+  space ("love it !") is a different piece from a glued one. For copy
+  attention it also numbers the source words outside the vocabulary after
+  it (`copy_source`, `encode_with_copies`): an extended vocabulary per source.
 - `BPEVocab`: subword pieces learnt with the `tokenizers` library (BPE over
   Metaspace words), so rare words are spelled out instead of becoming UNK.
   That library comes with the `seq2seq` extra (see `import_seq2seq_extra`).
@@ -19,7 +21,7 @@ import re
 import string
 from collections import Counter
 from types import ModuleType
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Sequence, Type
 
 import srsly
 
@@ -56,6 +58,16 @@ def cut_at_eos(ids: Iterable[int]) -> List[int]:
     return kept
 
 
+class CopySource(NamedTuple):
+    """What a source offers to copy: the id of each of its tokens (a piece of
+    the vocabulary keeps its id; a token that is not a single piece is UNK)
+    and `extra`, the pieces outside the vocabulary, whose ids follow it:
+    extra[i] has id len(vocab) + i."""
+
+    ids: List[int]
+    extra: List[str]
+
+
 class TargetVocab:
     """Shared behaviour of the target vocabularies; subclasses define how text
     becomes pieces and back."""
@@ -83,13 +95,19 @@ class TargetVocab:
         """The piece that stands for a whole source word in place of an UNK."""
         raise NotImplementedError
 
-    def decode(self, ids: Iterable[int], unk_words: Optional[Sequence[Optional[str]]] = None) -> str:
+    def decode(
+        self, ids: Iterable[int], unk_words: Optional[Sequence[Optional[str]]] = None, extra: Sequence[str] = ()
+    ) -> str:
         """Text of an output: cut at the first EOS; an UNK at position i becomes
-        `unk_words[i]` when that is given, and stays "<UNK>" otherwise."""
+        `unk_words[i]` when that is given, and stays "<UNK>" otherwise; an id
+        from len(self) on is the piece extra[id - len(self)] (a copied word)."""
         pieces = []
+        size = len(self)
         for position, token_id in enumerate(cut_at_eos(ids)):
             word = unk_words[position] if unk_words is not None and position < len(unk_words) else None
-            if token_id == UNK and word:
+            if token_id >= size:
+                pieces.append(extra[token_id - size])
+            elif token_id == UNK and word:
                 pieces.append(self.unk_replacement(word))
             else:
                 pieces.append(self.id_to_piece(token_id))
@@ -154,6 +172,30 @@ class WordVocab(TargetVocab):
 
     def unk_replacement(self, word: str) -> str:
         return self._normalize(word)
+
+    def copy_source(self, words: Iterable[str]) -> CopySource:
+        """The ids of a source's words (its tokens' texts) for copy attention.
+        A word is copied as one piece written after a space."""
+        ids, extra = [], {}
+        for word in words:
+            pieces = split_words(word, self.lowercase)
+            if len(pieces) != 1:
+                ids.append(UNK)
+            elif pieces[0] in self.ids:
+                ids.append(self.ids[pieces[0]])
+            else:
+                ids.append(len(self) + extra.setdefault(pieces[0], len(extra)))
+        return CopySource(ids, list(extra))
+
+    def encode_with_copies(self, text: str, extra: Sequence[str]) -> List[int]:
+        """`encode`, except that a piece outside the vocabulary that is
+        extra[i] (a glued piece: without its JOINER) gets id len(self) + i."""
+        copied = {piece: len(self) + i for i, piece in enumerate(extra)}
+        ids = []
+        for piece in split_words(text, self.lowercase):
+            apart = piece[len(JOINER) :] if piece.startswith(JOINER) and piece != JOINER else piece
+            ids.append(self.ids.get(piece, copied.get(apart, UNK)))
+        return ids
 
     def to_dict(self) -> Dict:
         return {"pieces": self.pieces, "lowercase": self.lowercase}

@@ -13,11 +13,12 @@ ARCHITECTURES = [
     "spacy_rnn.NgramLinear.v1",
     "spacy_rnn.RNNEncoder.v1",
     "spacy_rnn.Seq2Seq.v1",
+    "spacy_rnn.Seq2Seq.v2",
     "spacy_rnn.TextCatRNN.v1",
     "spacy_rnn.TextCatRNNEnsemble.v1",
 ]
 FACTORIES = ["rnn_seq2seq"]
-SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2"]
+SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]
 READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
 
 

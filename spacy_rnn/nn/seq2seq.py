@@ -1,8 +1,8 @@
 """An RNN encoder-decoder with greedy and beam search. Plain torch, no spaCy.
 
 The encoder is the project's `RecurrentEncoder` over a flat batch of source
-token vectors plus their lengths. Two decoders read target token embeddings
-one step at a time:
+token vectors plus their lengths. Three decoders read target token
+embeddings one step at a time:
 
 - "repeat": the encoder's final state is repeated at every output step and
   concatenated to the embedding of the previous target token (the design
@@ -10,38 +10,78 @@ one step at a time:
   trained with teacher forcing and searched with a beam);
 - "attention": Luong et al. (2015) "general" attention: the decoder state h_t
   scores every encoder state, score(h_t, s) = h_tᵀ W_a s; the softmax-weighted
-  context c_t gives the attentional state tanh(W_c [c_t; h_t]).
+  context c_t gives the attentional state tanh(W_c [c_t; h_t]);
+- "copy": the attention decoder with copy attention (See et al. 2017, "Get To
+  The Point"). A switch p_gen = σ(w·[c_t; h_t; x_t] + b), from the context,
+  the decoder state and the decoder input, mixes generating and copying:
+  P(w) = p_gen P_vocab(w) + (1 − p_gen) Σ_{i: source token i has id w} a_t,i.
+  The caller gives each source token's id; source words outside the target
+  vocabulary get ids after it (an extended vocabulary per batch), so they
+  can be produced. Fed back as decoder input, such an id reads <UNK>'s
+  embedding.
 
-In both, the decoder starts from tanh(W_b · final encoder state) and a linear
+Coverage (See et al., with "attention" or "copy"): the coverage vector cov_t,
+the sum of the attention weights of the past steps, enters each score as
+cov_t,i · (v·h_t + b), and each step has the coverage loss
+Σ_i min(a_t,i, cov_t,i).
+
+In all, the decoder starts from tanh(W_b · final encoder state) and a linear
 layer gives the logits over the target vocabulary. Decoding is a separate
 piece (`greedy_search`, `beam_search`) driven by a step function and the
-end index.
+end index, optionally blocking repeated n-grams (`block_repeats`).
 """
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .recurrent import ACTIVATIONS, TORCH_RNN_ACTIVATIONS, RecurrentEncoder
 
-DECODERS = ("repeat", "attention")
+DECODERS = ("repeat", "attention", "copy")
+ATTENDING_DECODERS = ("attention", "copy")
+MIN_PROBABILITY = 1e-30  # floor of a copy mixture before its log: an id no step can produce scores about -69
 
 State = Union[Tensor, Tuple[Tensor, Tensor]]  # (1, batch, H), or (h, c) for an LSTM
-StepFunction = Callable[[Tensor, State], Tuple[Tensor, State, Optional[Tensor]]]
+StepFunction = Callable[[Tensor, Any], Tuple[Tensor, Any, Optional[Tensor]]]
 
 
 class Memory(NamedTuple):
     """What the decoder reads from the encoder: the states padded on the right
-    (batch, max(1, longest), width), a mask of the real ones, and the final states
-    (batch, width)."""
+    (batch, max(1, longest), width), a mask of the real ones, the final states
+    (batch, width); for the copy decoder, the id of each source token (batch,
+    max(1, longest)) and the size of the extended vocabulary."""
 
     states: Tensor
     mask: Tensor
     final: Tensor
+    source_ids: Optional[Tensor] = None
+    n_classes: int = 0
 
     def repeat(self, times: int) -> "Memory":
         """Each row `times` times in a row, for a beam of that size."""
-        return Memory(*(t.repeat_interleave(times, dim=0) for t in self))
+        return Memory(*(t.repeat_interleave(times, dim=0) if isinstance(t, Tensor) else t for t in self))
+
+
+class DecoderState(NamedTuple):
+    """The recurrent state and, with coverage, the coverage vector (1, batch,
+    source): every tensor has the batch on dim 1 (see `select_state`)."""
+
+    rnn: State
+    coverage: Optional[Tensor] = None
+
+
+class DecoderOutput(NamedTuple):
+    """What the decoder gives for input tokens (batch, steps): the scores
+    (batch, steps, n_classes), which are logits, or log probabilities for the
+    copy decoder; the state after the last step; the attention weights
+    (batch, steps, source); p_gen (batch, steps) for the copy decoder; each
+    step's coverage loss (batch, steps) with coverage."""
+
+    scores: Tensor
+    state: DecoderState
+    attention: Optional[Tensor]
+    p_gen: Optional[Tensor]
+    coverage_loss: Optional[Tensor]
 
 
 class DecoderRNN(nn.Module):
@@ -84,15 +124,20 @@ class DecoderRNN(nn.Module):
         return torch.stack(outputs, dim=1), hidden.unsqueeze(0)
 
 
-def select_state(state: State, rows: Tensor) -> State:
-    """The decoder state of the given batch rows."""
-    if isinstance(state, tuple):
-        return tuple(part[:, rows] for part in state)
-    return state[:, rows]
+def select_state(state: Any, rows: Tensor) -> Any:
+    """The decoder state of the given batch rows: a tensor with the batch on
+    dim 1, or a (named) tuple of such tensors and Nones."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return state[:, rows]
+    parts = [select_state(part, rows) for part in state]
+    return type(state)(*parts) if hasattr(state, "_fields") else tuple(parts)
 
 
 class EncoderDecoder(nn.Module):
-    """Source vectors (n_tokens, nI) + lengths -> logits over nO target ids.
+    """Source vectors (n_tokens, nI) + lengths -> scores over nO target ids
+    (and the extended ids of copied source words, with the copy decoder).
 
     `forward` scores teacher-forced decoder inputs (training); `generate`
     searches for outputs (greedy when beam_size is 1).
@@ -110,64 +155,123 @@ class EncoderDecoder(nn.Module):
         bidirectional: bool = True,
         dropout: float = 0.0,
         activation: str = "sigmoid",
+        coverage: bool = False,
     ):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"Unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}.")
+        if coverage and decoder not in ATTENDING_DECODERS:
+            raise ValueError(f"Coverage needs an attention decoder ({' or '.join(ATTENDING_DECODERS)}), not {decoder!r}.")
         self.decoder = decoder
+        self.n_ids = nO
+        self.coverage = coverage
         self.dropout = nn.Dropout(dropout)
         self.encoder = RecurrentEncoder(nI, width, cell, depth, bidirectional, dropout, activation)
         self.bridge = nn.Linear(width, width)
         self.embed = nn.Embedding(nO, target_width)
         decoder_input = target_width + (width if decoder == "repeat" else 0)
         self.decoder_rnn = DecoderRNN(cell, decoder_input, width, activation)
-        if decoder == "attention":
+        if decoder in ATTENDING_DECODERS:
             self.attention = nn.Linear(width, width, bias=False)  # W_a
             self.combine = nn.Linear(2 * width, width)  # W_c
+        if coverage:
+            self.coverage_scale = nn.Linear(width, 1)  # v, b: the weight of cov_t,i in the score
+        if decoder == "copy":
+            self.switch = nn.Linear(2 * width + target_width, 1)  # p_gen from [c_t; h_t; x_t]
         self.output = nn.Linear(width, nO)
 
-    def encode(self, flat: Tensor, lengths: Sequence[int]) -> Memory:
+    def encode(self, flat: Tensor, lengths: Sequence[int], source_ids: Optional[Tensor] = None) -> Memory:
+        """The memory of a batch; `source_ids` (n_tokens,), the id of each
+        source token, is needed by the copy decoder only."""
         states, final = self.encoder(flat, lengths)
         longest = max(1, max(lengths, default=0))
         lengths_t = torch.as_tensor(list(lengths), device=flat.device)
         mask = torch.arange(longest, device=flat.device)[None, :] < lengths_t[:, None]
         padded = states.new_zeros((len(lengths), longest, states.shape[1]))
         padded[mask] = states
-        return Memory(padded, mask, final)
+        if self.decoder != "copy":
+            return Memory(padded, mask, final, None, self.n_ids)
+        if source_ids is None or source_ids.shape != (sum(lengths),):
+            raise ValueError(
+                "The copy decoder needs the id of every source token (one tensor of sum(lengths) ids), got "
+                f"{None if source_ids is None else tuple(source_ids.shape)} for {sum(lengths)} tokens."
+            )
+        padded_ids = torch.zeros(mask.shape, dtype=torch.long, device=flat.device)
+        padded_ids[mask] = source_ids
+        n_classes = max(self.n_ids, int(source_ids.max()) + 1 if len(source_ids) else 0)
+        return Memory(padded, mask, final, padded_ids, n_classes)
 
-    def start(self, memory: Memory) -> State:
-        return self.decoder_rnn.initial_state(torch.tanh(self.bridge(memory.final)))
+    def start(self, memory: Memory) -> DecoderState:
+        rnn = self.decoder_rnn.initial_state(torch.tanh(self.bridge(memory.final)))
+        coverage = memory.states.new_zeros((1, *memory.mask.shape)) if self.coverage else None
+        return DecoderState(rnn, coverage)
 
-    def decode(self, tokens: Tensor, state: State, memory: Memory) -> Tuple[Tensor, State, Optional[Tensor]]:
-        """Run the decoder over input tokens (batch, steps): logits (batch,
-        steps, nO), the state after the last step, and for the attention
-        decoder the most attended source position of each step."""
-        inputs = self.dropout(self.embed(tokens))
+    def decode(self, tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderOutput:
+        """Run the decoder over input tokens (batch, steps), ids below nO."""
+        embedded = self.dropout(self.embed(tokens))
+        inputs = embedded
         if self.decoder == "repeat":
-            inputs = torch.cat([inputs, memory.final[:, None].expand(-1, tokens.shape[1], -1)], dim=2)
-        hidden, state = self.decoder_rnn(inputs, state)
-        most_attended = None
+            inputs = torch.cat([embedded, memory.final[:, None].expand(-1, tokens.shape[1], -1)], dim=2)
+        hidden, rnn_state = self.decoder_rnn(inputs, state.rnn)
+        if self.decoder == "repeat":
+            return DecoderOutput(self.output(self.dropout(hidden)), DecoderState(rnn_state), None, None, None)
+        weights, coverage, coverage_loss = self.attend(hidden, memory, state.coverage)
+        context = torch.bmm(weights, memory.states)
+        attentional = torch.tanh(self.combine(torch.cat([context, hidden], dim=2)))
+        logits = self.output(self.dropout(attentional))
+        state = DecoderState(rnn_state, coverage)
         if self.decoder == "attention":
-            scores = torch.bmm(self.attention(hidden), memory.states.transpose(1, 2))
-            # A Doc without tokens attends evenly to zero padding: its context is zero.
-            scores = scores.masked_fill(~memory.mask[:, None, :], torch.finfo(scores.dtype).min)
-            weights = torch.softmax(scores, dim=2)
-            context = torch.bmm(weights, memory.states)
-            hidden = torch.tanh(self.combine(torch.cat([context, hidden], dim=2)))
-            most_attended = weights.argmax(dim=2)
-        return self.output(self.dropout(hidden)), state, most_attended
+            return DecoderOutput(logits, state, weights, None, coverage_loss)
+        p_gen = torch.sigmoid(self.switch(torch.cat([context, hidden, embedded], dim=2))).squeeze(2)
+        p_gen = torch.where(memory.mask.any(dim=1)[:, None], p_gen, torch.ones_like(p_gen))  # nothing to copy
+        return DecoderOutput(self.mix(logits, weights, p_gen, memory), state, weights, p_gen, coverage_loss)
+
+    def attend(
+        self, hidden: Tensor, memory: Memory, coverage: Optional[Tensor]
+    ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """Attention weights (batch, steps, source) of the decoder states over
+        the real source tokens (none for a Doc without tokens); with coverage,
+        also the coverage after the last step and each step's coverage loss."""
+        scores = torch.bmm(self.attention(hidden), memory.states.transpose(1, 2))
+        if coverage is None:
+            return _attention_weights(scores, memory.mask[:, None, :]), None, None
+        coverage = coverage[0]
+        scales = self.coverage_scale(hidden)
+        weights, losses = [], []
+        for step in range(hidden.shape[1]):
+            step_weights = _attention_weights(scores[:, step] + scales[:, step] * coverage, memory.mask)
+            losses.append(torch.minimum(step_weights, coverage).sum(dim=1))
+            coverage = coverage + step_weights
+            weights.append(step_weights)
+        return torch.stack(weights, dim=1), coverage[None], torch.stack(losses, dim=1)
+
+    def mix(self, logits: Tensor, weights: Tensor, p_gen: Tensor, memory: Memory) -> Tensor:
+        """log(p_gen P_vocab(w) + (1 − p_gen) Σ_{i: id_i = w} a_i) for every id w
+        of the extended vocabulary: (batch, steps, n_classes)."""
+        generated = torch.softmax(logits, dim=2) * p_gen[..., None]
+        mixed = nn.functional.pad(generated, (0, memory.n_classes - self.n_ids))
+        ids = memory.source_ids[:, None, :].expand_as(weights)
+        mixed = mixed.scatter_add(2, ids, weights * (1 - p_gen)[..., None])
+        return torch.log(mixed.clamp_min(MIN_PROBABILITY))
 
     def forward(
-        self, flat: Tensor, lengths: Sequence[int], decoder_inputs: Tensor, target_lengths: Sequence[int]
-    ) -> Tensor:
+        self,
+        flat: Tensor,
+        lengths: Sequence[int],
+        decoder_inputs: Tensor,
+        target_lengths: Sequence[int],
+        source_ids: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         """Teacher forcing: decoder_inputs (batch, steps) holds each target
-        shifted right (BOS first), padded. Returns the logits of the real
-        target positions only, (sum(target_lengths), nO), Doc by Doc."""
-        memory = self.encode(flat, lengths)
-        logits, _state, _attended = self.decode(decoder_inputs, self.start(memory), memory)
+        shifted right (BOS first), padded, ids below nO. Returns the scores of
+        the real target positions only, (sum(target_lengths), n_classes), Doc
+        by Doc, and with coverage their coverage losses (sum(target_lengths),)."""
+        memory = self.encode(flat, lengths, source_ids)
+        output = self.decode(decoder_inputs, self.start(memory), memory)
         steps = torch.arange(decoder_inputs.shape[1], device=flat.device)
         real = steps[None, :] < torch.as_tensor(list(target_lengths), device=flat.device)[:, None]
-        return logits[real]
+        coverage_loss = None if output.coverage_loss is None else output.coverage_loss[real]
+        return output.scores[real], coverage_loss
 
     @torch.no_grad()
     def generate(
@@ -176,39 +280,70 @@ class EncoderDecoder(nn.Module):
         lengths: Sequence[int],
         bos: int,
         eos: int,
+        unk: int,
         banned: Sequence[int],
         max_length: int,
         beam_size: int = 1,
         length_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        source_ids: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Output ids (n_seqs, ≤ max_length), which may continue after EOS, and
-        for the attention decoder the most attended source position of each."""
-        memory = self.encode(flat, lengths)
+        for the attention decoders the most attended source position of each.
+        The copy decoder may output the extended id of any source token
+        (never one that no source token of the Doc has); fed back, it reads
+        `unk`'s embedding."""
+        memory = self.encode(flat, lengths, source_ids)
         if beam_size > 1:
             memory = memory.repeat(beam_size)
+        available = torch.zeros((len(memory.mask), memory.n_classes), dtype=torch.bool, device=flat.device)
+        available[:, : self.n_ids] = True
+        if memory.source_ids is not None:
+            available.scatter_(1, memory.source_ids.masked_fill(~memory.mask, unk), True)
+        available[:, list(banned)] = False
 
-        def step(previous: Tensor, state: State) -> Tuple[Tensor, State, Optional[Tensor]]:
-            logits, state, attended = self.decode(previous[:, None], state, memory)
-            log_probs = torch.log_softmax(logits[:, 0], dim=1)
-            log_probs[:, list(banned)] = float("-inf")
-            return log_probs, state, None if attended is None else attended[:, 0]
+        def step(previous: Tensor, state: DecoderState) -> Tuple[Tensor, DecoderState, Optional[Tensor]]:
+            output = self.decode(previous.masked_fill(previous >= self.n_ids, unk)[:, None], state, memory)
+            scores = output.scores[:, 0]
+            log_probs = scores if self.decoder == "copy" else torch.log_softmax(scores, dim=1)
+            attended = None if output.attention is None else output.attention[:, 0].argmax(dim=1)
+            return log_probs.masked_fill(~available, float("-inf")), output.state, attended
 
+        start = self.start(memory)
         if beam_size > 1:
-            return beam_search(step, self.start(memory), len(lengths), bos, eos, max_length, beam_size, length_penalty)
-        return greedy_search(step, self.start(memory), len(lengths), bos, eos, max_length)
+            return beam_search(
+                step, start, len(lengths), bos, eos, max_length, beam_size, length_penalty, no_repeat_ngram_size
+            )
+        return greedy_search(step, start, len(lengths), bos, eos, max_length, no_repeat_ngram_size)
+
+
+def _attention_weights(scores: Tensor, mask: Tensor) -> Tensor:
+    """Softmax of the scores over the real source positions (mask broadcast
+    to the scores); all zero for a Doc without tokens."""
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=-1) * mask
 
 
 def greedy_search(
-    step: StepFunction, state: State, n_seqs: int, bos: int, eos: int, max_length: int
+    step: StepFunction,
+    state: Any,
+    n_seqs: int,
+    bos: int,
+    eos: int,
+    max_length: int,
+    no_repeat_ngram_size: int = 0,
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """The most probable next token at every step, for all sequences at once,
-    until each has produced `eos` or `max_length` tokens."""
+    until each has produced `eos` or `max_length` tokens; with
+    no_repeat_ngram_size n > 0, never one that repeats an n-gram."""
     previous = torch.full((n_seqs,), bos, dtype=torch.long, device=_device(state))
     finished = torch.zeros_like(previous, dtype=torch.bool)
     tokens: List[Tensor] = []
     sources: List[Tensor] = []
     for _ in range(max_length):
         log_probs, state, attended = step(previous, state)
+        if no_repeat_ngram_size and tokens:
+            log_probs = block_repeats(log_probs, torch.stack(tokens, dim=1), no_repeat_ngram_size, eos)
         previous = log_probs.argmax(dim=1)
         tokens.append(previous)
         if attended is not None:
@@ -221,13 +356,14 @@ def greedy_search(
 
 def beam_search(
     step: StepFunction,
-    state: State,
+    state: Any,
     n_seqs: int,
     bos: int,
     eos: int,
     max_length: int,
     beam_size: int,
     length_penalty: float,
+    no_repeat_ngram_size: int = 0,
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """Beam search over all sequences at once; the state has beam_size rows
     per sequence, in a row.
@@ -235,7 +371,8 @@ def beam_search(
     A hypothesis that has produced `eos` stays in its beam, continued by `eos`
     at no cost, and competes with the others. Hypotheses are ranked by their
     log probability divided by length ** length_penalty (0: no normalisation;
-    1: mean log probability per token, `eos` included).
+    1: mean log probability per token, `eos` included). With
+    no_repeat_ngram_size n > 0, no hypothesis repeats an n-gram.
     """
     device = _device(state)
     rows_per_seq = torch.arange(n_seqs, device=device)[:, None] * beam_size
@@ -248,6 +385,8 @@ def beam_search(
     sources: Optional[Tensor] = None
     for _ in range(max_length):
         log_probs, state, attended = step(previous, state)
+        if no_repeat_ngram_size:
+            log_probs = block_repeats(log_probs, tokens, no_repeat_ngram_size, eos)
         n_classes = log_probs.shape[1]
         log_probs = log_probs.view(n_seqs, beam_size, n_classes)
         carry_on = torch.full((n_classes,), float("-inf"), device=device)
@@ -276,8 +415,24 @@ def beam_search(
     return tokens[chosen], (None if sources is None else sources[chosen])
 
 
-def _device(state: State) -> torch.device:
-    return (state[0] if isinstance(state, tuple) else state).device
+def block_repeats(log_probs: Tensor, history: Tensor, n: int, eos: int) -> Tensor:
+    """log_probs (rows, n_classes) with -inf for every token that would end an
+    n-gram its row's history (rows, steps) already holds; `eos` stays allowed,
+    so that every row can end."""
+    if history.shape[1] < n:
+        return log_probs
+    windows = history.unfold(1, n, 1)  # (rows, steps - n + 1, n)
+    prefix = history[:, history.shape[1] - n + 1 :]
+    repeats = (windows[:, :, :-1] == prefix[:, None, :]).all(dim=2)
+    counts = torch.zeros_like(log_probs).scatter_add_(1, windows[:, :, -1], repeats.to(log_probs.dtype))
+    counts[:, eos] = 0
+    return log_probs.masked_fill(counts > 0, float("-inf"))
+
+
+def _device(state: Any) -> torch.device:
+    if isinstance(state, Tensor):
+        return state.device
+    return next(_device(part) for part in state if part is not None)
 
 
 def _stack(columns: List[Tensor], n_seqs: int, like: Tensor) -> Tensor:

@@ -5,7 +5,14 @@ Training examples carry their target text on the reference Doc (see
 `set_target`). `initialize` builds the target vocabulary from those targets,
 then sizes and initializes the model. `update` follows spaCy's sequence:
 begin_update -> get_loss (cross-entropy over the real target positions;
-padding never reaches it) -> backprop -> finish_update.
+padding never reaches it; plus the weighted coverage loss of a Seq2Seq.v2
+model) -> backprop -> finish_update.
+
+With the copy decoder (`spacy_rnn.Seq2Seq.v2`), the component also gives the
+model the id of each source token it reads (`WordVocab.copy_source`): source
+words outside the target vocabulary get ids after it, target words among them
+are encoded with those ids (so the loss can reach them by copying), and a
+generated extended id is written as the source word.
 
 Empty targets: an example whose target is empty or blank is skipped, with a
 warning saying how many were; an example with no target at all is an error.
@@ -35,19 +42,20 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..architectures import ActivationName, CellName, check_max_length, check_rnn_settings
-from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, generate
+from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, generate
 from ..layers.torch_bridge import non_finite_message
-from ..nn.seq2seq import DECODERS
+from ..nn.seq2seq import ATTENDING_DECODERS, DECODERS
 from ..scoring import seq2seq_score
-from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, TargetVocab, build_vocab, vocab_from_bytes
+from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
 from .targets import TARGET_ATTR, get_target, set_target
 
-__all__ = ["RNNSeq2Seq", "build_seq2seq", "get_target", "make_rnn_seq2seq", "set_target"]
+__all__ = ["RNNSeq2Seq", "build_seq2seq", "build_seq2seq_v2", "get_target", "make_rnn_seq2seq", "set_target"]
 
 FACTORY = "rnn_seq2seq"
 NO_TARGET_VOCAB = b"null"  # JSON: the saved target vocabulary of an uninitialized component
 N_INIT_EXAMPLES = 10  # examples shown to the model's initialize
 MAX_SOURCE_LENGTH = 1000  # source tokens read per Doc: bounds the memory the decoder attends to
+V1_DECODERS = ("repeat", "attention")
 
 
 @registry.architectures("spacy_rnn.Seq2Seq.v1")
@@ -86,16 +94,80 @@ def build_seq2seq(
     nO (Optional[int]): Target vocabulary size; set by the component.
     """
     name = "spacy_rnn.Seq2Seq.v1"
-    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
-    if decoder not in DECODERS:
-        raise ValueError(f"{name}: unknown decoder {decoder!r}. Set 'decoder' to one of {', '.join(DECODERS)}.")
-    if not isinstance(target_width, int) or target_width < 1:
-        raise ValueError(f"{name}: 'target_width' must be a positive integer, got {target_width!r}.")
-    check_max_length(name, "max_source_length", max_source_length)
+    check_seq2seq_settings(
+        name, V1_DECODERS, cell, width, depth, bidirectional, dropout, activation, decoder, target_width,
+        max_source_length,
+    )
     return Seq2Seq(
         tok2vec, width, target_width, decoder, max_source_length=max_source_length, nO=nO,
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
+
+
+@registry.architectures("spacy_rnn.Seq2Seq.v2")
+def build_seq2seq_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    decoder: Literal["repeat", "attention", "copy"] = "copy",
+    coverage: bool = False,
+    target_width: int = 64,
+    max_source_length: int = MAX_SOURCE_LENGTH,
+    nO: Optional[int] = None,
+) -> Model[Seq2SeqInput, Seq2SeqScores]:
+    """Seq2Seq.v1 with copy attention and coverage (See et al. 2017). Its
+    output is (scores, coverage loss of each target position), the loss zero
+    without coverage; the component weighs it with its `coverage_weight`.
+
+    decoder (str): "repeat", "attention", or "copy" (the attention decoder
+        mixing generation with copying source words through the attention
+        weights, by a learnt switch p_gen; needs vocab_kind "word").
+    coverage (bool): Attention also reads the coverage vector (the sum of the
+        past steps' attention weights), and each step has a coverage loss.
+        Needs decoder "attention" or "copy".
+    The other arguments are those of Seq2Seq.v1.
+    """
+    name = "spacy_rnn.Seq2Seq.v2"
+    check_seq2seq_settings(
+        name, DECODERS, cell, width, depth, bidirectional, dropout, activation, decoder, target_width,
+        max_source_length,
+    )
+    if coverage and decoder not in ATTENDING_DECODERS:
+        raise ValueError(
+            f"{name}: 'coverage' needs decoder {' or '.join(map(repr, ATTENDING_DECODERS))}, got {decoder!r}. "
+            "Set coverage = false or choose one of them."
+        )
+    return Seq2Seq(
+        tok2vec, width, target_width, decoder, max_source_length=max_source_length, nO=nO, output_coverage=True,
+        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
+        coverage=coverage,
+    )
+
+
+def check_seq2seq_settings(
+    name: str,
+    decoders: Tuple[str, ...],
+    cell: str,
+    width: int,
+    depth: int,
+    bidirectional: bool,
+    dropout: float,
+    activation: str,
+    decoder: str,
+    target_width: int,
+    max_source_length: int,
+) -> None:
+    """Raise a ValueError naming the first bad architecture setting."""
+    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
+    if decoder not in decoders:
+        raise ValueError(f"{name}: unknown decoder {decoder!r}. Set 'decoder' to one of {', '.join(decoders)}.")
+    if not isinstance(target_width, int) or target_width < 1:
+        raise ValueError(f"{name}: 'target_width' must be a positive integer, got {target_width!r}.")
+    check_max_length(name, "max_source_length", max_source_length)
 
 
 DEFAULT_MODEL = Config().from_str(
@@ -134,7 +206,9 @@ rows = [5000,1000,2500,2500]
         "beam_size": 4,
         "max_length": 20,
         "length_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
         "replace_unk": True,
+        "coverage_weight": 1.0,
         "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v2", "prefix": "s2s"},
     },
     default_score_weights={
@@ -157,12 +231,14 @@ def make_rnn_seq2seq(
     beam_size: int,
     max_length: int,
     length_penalty: float,
+    no_repeat_ngram_size: int,
     replace_unk: bool,
+    coverage_weight: float,
     scorer: Optional[Callable],
 ) -> "RNNSeq2Seq":
     """Create an rnn_seq2seq component.
 
-    model (Model): A `spacy_rnn.Seq2Seq.v1` model.
+    model (Model): A `spacy_rnn.Seq2Seq.v1` or `spacy_rnn.Seq2Seq.v2` model.
     output_attr (str): Name of the Doc extension that receives the generated text.
     vocab_kind (str): Target vocabulary: "word" (words and punctuation marks)
         or "bpe" (subwords learnt with the `tokenizers` library).
@@ -174,14 +250,19 @@ def make_rnn_seq2seq(
     max_length (int): Most tokens generated per Doc (EOS included).
     length_penalty (float): Beam hypotheses are ranked by log probability /
         length ** length_penalty (0: none; 1: per-token mean).
-    replace_unk (bool): With the attention decoder, write the most attended
-        source token in place of each generated <UNK>.
+    no_repeat_ngram_size (int): n > 0: greedy and beam search never repeat an
+        n-gram within an output (3: no repeated trigram); 0: no blocking.
+    replace_unk (bool): With the attention and copy decoders, write the most
+        attended source token in place of each generated <UNK>.
+    coverage_weight (float): Weight of the coverage loss in the loss
+        (Seq2Seq.v2 with coverage).
     scorer (Optional[Callable]): Scoring method (default ROUGE/BLEU/exact match).
     """
     component = RNNSeq2Seq(
         nlp.vocab, model, name, output_attr=output_attr, vocab_kind=vocab_kind, min_freq=min_freq,
         max_size=max_size, lowercase=lowercase, beam_size=beam_size, max_length=max_length,
-        length_penalty=length_penalty, replace_unk=replace_unk, scorer=scorer,
+        length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, replace_unk=replace_unk,
+        coverage_weight=coverage_weight, scorer=scorer,
     )
     declare_output(output_attr)
     return component
@@ -213,12 +294,20 @@ class RNNSeq2Seq(TrainablePipe):
         beam_size: int = 4,
         max_length: int = 20,
         length_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
         replace_unk: bool = True,
+        coverage_weight: float = 1.0,
         scorer: Optional[Callable] = seq2seq_score,
     ):
         check_component_settings(
-            name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty
+            name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty,
+            no_repeat_ngram_size, coverage_weight,
         )
+        if model.attrs.get("decoder") == "copy" and vocab_kind != "word":
+            raise ValueError(
+                f"[{name}] The copy decoder copies whole source words: it needs vocab_kind 'word', got "
+                f"{vocab_kind!r}. Set vocab_kind = \"word\" or choose another decoder."
+            )
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -232,7 +321,9 @@ class RNNSeq2Seq(TrainablePipe):
             "beam_size": beam_size,
             "max_length": max_length,
             "length_penalty": length_penalty,
+            "no_repeat_ngram_size": no_repeat_ngram_size,
             "replace_unk": replace_unk,
+            "coverage_weight": coverage_weight,
         }
         self.target_vocab: Optional[TargetVocab] = None
         if not Doc.has_extension(output_attr):
@@ -243,8 +334,12 @@ class RNNSeq2Seq(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> List[Generation]:
         """Decode a batch of Docs together (greedy or beam search)."""
         self._check_initialized()
+        docs = list(docs)
+        sources = self._copy_sources(docs)
         return generate(
-            self.model, list(docs), self.cfg["beam_size"], self.cfg["max_length"], self.cfg["length_penalty"]
+            self.model, docs, self.cfg["beam_size"], self.cfg["max_length"], self.cfg["length_penalty"],
+            no_repeat_ngram_size=self.cfg["no_repeat_ngram_size"],
+            source_ids=None if sources is None else [source.ids for source in sources],
         )
 
     def set_annotations(self, docs: Iterable[Doc], generations: List[Generation]) -> None:
@@ -253,13 +348,16 @@ class RNNSeq2Seq(TrainablePipe):
             doc._.set(self.cfg["output_attr"], self.generated_text(doc, generation))
 
     def generated_text(self, doc: Doc, generation: Generation) -> str:
+        """The text of a generation for `doc`: copied words (extended ids) are
+        its words, and with replace_unk each <UNK> is its most attended token."""
         unk_words = None
         if self.cfg["replace_unk"] and generation.sources is not None and len(doc):
             unk_words = [
                 doc[source].text if token_id == UNK else None
                 for source, token_id in zip(generation.sources, generation.ids)
             ]
-        return self.target_vocab.decode(generation.ids, unk_words)
+        sources = self._copy_sources([doc])
+        return self.target_vocab.decode(generation.ids, unk_words, () if sources is None else sources[0].extra)
 
     # Training
 
@@ -282,21 +380,28 @@ class RNNSeq2Seq(TrainablePipe):
         if not examples:
             return losses
         set_dropout_rate(self.model, drop)
-        logits, backprop = self.model.begin_update(([eg.predicted for eg in examples], self._encode_targets(examples)))
-        loss, d_logits = self.get_loss(examples, logits)
+        scores, backprop = self.model.begin_update(self._model_input(examples))
+        loss, d_scores = self.get_loss(examples, scores)
         if not self.model.ops.xp.isfinite(loss):
             raise ValueError(f"[{self.name}] " + non_finite_message(f"the loss ({loss})"))
-        backprop(d_logits)
+        backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> Tuple[float, Floats2d]:
-        """Mean cross-entropy of the logits of every target position (EOS
-        included) and its gradient. Examples without a usable target are left
+    def get_loss(
+        self, examples: Iterable[Example], scores: Union[Floats2d, Seq2SeqScores]
+    ) -> Tuple[float, Union[Floats2d, Seq2SeqScores]]:
+        """Mean cross-entropy of the scores of every target position (EOS
+        included) and its gradient. The scores are logits, or the log
+        probabilities of the copy decoder (the same formula holds: their
+        softmax is themselves). For a Seq2Seq.v2 model, `scores` is (scores,
+        coverage losses) and the loss adds coverage_weight × the mean coverage
+        loss per target position. Examples without a usable target are left
         out, as in `update`."""
         targets = self._encode_targets(self._with_targets(list(examples), "RNNSeq2Seq.get_loss"))
+        scores, coverage = scores if isinstance(scores, tuple) else (scores, None)
         ops = self.model.ops
         gold = ops.xp.asarray([token_id for target in targets for token_id in target], dtype="int64")
         if scores.shape[0] != len(gold):
@@ -310,7 +415,12 @@ class RNNSeq2Seq(TrainablePipe):
         loss = -float(log_probs[rows, gold].sum()) / max(1, len(gold))
         d_scores = ops.xp.exp(log_probs)
         d_scores[rows, gold] -= 1.0
-        return loss, d_scores / max(1, len(gold))
+        d_scores /= max(1, len(gold))
+        if coverage is None:
+            return loss, d_scores
+        weight = self.cfg["coverage_weight"] / max(1, len(gold))
+        d_coverage = ops.xp.full(coverage.shape, weight, dtype="float32")
+        return loss + weight * float(coverage.sum()), (d_scores, d_coverage)
 
     def initialize(
         self,
@@ -336,8 +446,7 @@ class RNNSeq2Seq(TrainablePipe):
             lowercase=self.cfg["lowercase"],
         )
         self.model.set_dim("nO", len(self.target_vocab))
-        sample = examples[:N_INIT_EXAMPLES]
-        self.model.initialize(X=([eg.predicted for eg in sample], self._encode_targets(sample)))
+        self.model.initialize(X=self._model_input(examples[:N_INIT_EXAMPLES]))
 
     def _with_targets(self, examples: List[Example], where: str) -> List[Example]:
         """The examples with a non-empty target. Raises for an example without
@@ -363,8 +472,32 @@ class RNNSeq2Seq(TrainablePipe):
         return kept
 
     def _encode_targets(self, examples: List[Example]) -> List[List[int]]:
-        """Target ids of each example, EOS at the end."""
-        return [self.target_vocab.encode(get_target(eg.reference)) + [EOS] for eg in examples]
+        """Target ids of each example, EOS at the end; with the copy decoder,
+        target words outside the vocabulary that its source has get their
+        extended ids."""
+        sources = self._copy_sources([eg.predicted for eg in examples])
+        if sources is None:
+            return [self.target_vocab.encode(get_target(eg.reference)) + [EOS] for eg in examples]
+        return [
+            self.target_vocab.encode_with_copies(get_target(eg.reference), source.extra) + [EOS]
+            for eg, source in zip(examples, sources)
+        ]
+
+    def _model_input(self, examples: List[Example]) -> Seq2SeqInput:
+        """(Docs, target ids), and source ids for the copy decoder."""
+        docs = [eg.predicted for eg in examples]
+        sources = self._copy_sources(docs)
+        if sources is None:
+            return docs, self._encode_targets(examples)
+        return docs, self._encode_targets(examples), [source.ids for source in sources]
+
+    def _copy_sources(self, docs: List[Doc]) -> Optional[List[CopySource]]:
+        """What each Doc offers to copy, from the tokens the encoder reads
+        (the copy decoder only; None for the others)."""
+        if self.model.attrs.get("decoder") != "copy":
+            return None
+        limit = self.model.attrs["max_source_length"] or None
+        return [self.target_vocab.copy_source(token.text for token in doc[:limit]) for doc in docs]
 
     def _check_initialized(self) -> None:
         if self.target_vocab is None:
@@ -468,6 +601,7 @@ class RNNSeq2Seq(TrainablePipe):
 
 SETTINGS_CHECKED = (
     "output_attr", "vocab_kind", "min_freq", "max_size", "beam_size", "max_length", "length_penalty",
+    "no_repeat_ngram_size", "coverage_weight",
 )
 
 
@@ -507,6 +641,8 @@ def check_component_settings(
     beam_size: int,
     max_length: int,
     length_penalty: float,
+    no_repeat_ngram_size: int,
+    coverage_weight: float,
 ) -> None:
     """Raise a ValueError naming the first bad setting and how to fix it."""
     if not output_attr or not output_attr.isidentifier():
@@ -527,3 +663,10 @@ def check_component_settings(
         )
     if length_penalty < 0:
         raise ValueError(f"[{name}] 'length_penalty' must be 0 or more, got {length_penalty!r}.")
+    if not isinstance(no_repeat_ngram_size, int) or no_repeat_ngram_size < 0:
+        raise ValueError(
+            f"[{name}] 'no_repeat_ngram_size' must be 0 (no blocking) or a positive integer, got "
+            f"{no_repeat_ngram_size!r}."
+        )
+    if not coverage_weight >= 0:
+        raise ValueError(f"[{name}] 'coverage_weight' must be 0 or more, got {coverage_weight!r}.")
