@@ -1,5 +1,5 @@
-"""configs/seq2seq_titles.cfg: `spacy debug config` passes, and `spacy train`
-(no --code: entry points only) learns a copy task from JSONL records
+"""configs/seq2seq_titles.cfg and seq2seq_titles_copy.cfg: `spacy debug config`
+passes, and `spacy train` (no --code: entry points only) learns a copy task from JSONL records
 {"text", "target"}, read by spacy_rnn.Seq2SeqJSONL.v1. (`spacy evaluate`
 reads DocBins only: Docs that carry their targets, see set_target.)"""
 import json
@@ -15,6 +15,7 @@ from conftest import REPO
 from spacy_rnn.corpus import read_jsonl, seq2seq_docs
 
 CONFIG = REPO / "configs" / "seq2seq_titles.cfg"
+COPY_CONFIG = REPO / "configs" / "seq2seq_titles_copy.cfg"
 SMALL_MODEL = {
     "components.rnn_seq2seq.min_freq": "1",
     "components.rnn_seq2seq.beam_size": "2",
@@ -54,15 +55,17 @@ def copy_jsonl(tmp_path_factory):
     return path
 
 
-def test_debug_config_passes(copy_jsonl):
-    out = spacy_cli("debug", "config", str(CONFIG), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl))
+@pytest.mark.parametrize("config", [CONFIG, COPY_CONFIG], ids=lambda path: path.name)
+def test_debug_config_passes(copy_jsonl, config):
+    out = spacy_cli("debug", "config", str(config), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl))
     assert "Config is valid" in out
 
 
-def test_spacy_train_learns_to_copy(copy_jsonl, tmp_path):
+@pytest.mark.parametrize("config", [CONFIG, COPY_CONFIG], ids=lambda path: path.name)
+def test_spacy_train_learns_to_copy(copy_jsonl, tmp_path, config):
     settings = dict(SMALL_MODEL, **{"training.max_epochs": "40", "training.eval_frequency": "50"})
     spacy_cli(
-        "train", str(CONFIG), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl),
+        "train", str(config), "--paths.train", str(copy_jsonl), "--paths.dev", str(copy_jsonl),
         "--output", str(tmp_path / "out"), *overrides(settings),
     )
     meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text())
@@ -75,3 +78,5 @@ def test_spacy_train_learns_to_copy(copy_jsonl, tmp_path):
     scores = json.loads(metrics.read_text())
     assert scores["s2s_rougeL"] == pytest.approx(meta["performance"]["s2s_rougeL"])
     assert set(scores) >= {"s2s_rouge1", "s2s_rouge2", "s2s_rougeL", "s2s_bleu", "s2s_exact"}
+    if config == COPY_CONFIG:  # scorer v3
+        assert scores["s2s_copied"] > 0.9 and 0 < scores["s2s_distinct"] <= 1

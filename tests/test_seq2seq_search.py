@@ -1,5 +1,6 @@
 """Greedy and beam search on hand-made next-token tables, independent of any
-trained model: the step function's state is the previous token."""
+trained model: the step function's state is the previous token. Also n-gram
+blocking (no_repeat_ngram_size)."""
 import itertools
 import math
 
@@ -9,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_rnn.nn.seq2seq import beam_search, greedy_search
+from spacy_rnn.nn.seq2seq import beam_search, block_repeats, greedy_search
 
 BOS, EOS = 0, 1
 
@@ -26,14 +27,16 @@ def markov_step(tables):
     return step
 
 
-def search(tables, beam_size, max_length, length_penalty=0.0):
+def search(tables, beam_size, max_length, length_penalty=0.0, no_repeat_ngram_size=0):
     n_seqs = len(tables)
     if beam_size == 1:
         state = torch.arange(n_seqs)[None]
-        tokens, _ = greedy_search(markov_step(tables), state, n_seqs, BOS, EOS, max_length)
+        tokens, _ = greedy_search(markov_step(tables), state, n_seqs, BOS, EOS, max_length, no_repeat_ngram_size)
     else:
         state = torch.arange(n_seqs).repeat_interleave(beam_size)[None]
-        tokens, _ = beam_search(markov_step(tables), state, n_seqs, BOS, EOS, max_length, beam_size, length_penalty)
+        tokens, _ = beam_search(
+            markov_step(tables), state, n_seqs, BOS, EOS, max_length, beam_size, length_penalty, no_repeat_ngram_size
+        )
     return [cut(row) for row in tokens.tolist()]
 
 
@@ -113,3 +116,57 @@ def test_a_wide_beam_finds_the_best_output(weights, length_penalty):
     best = max(outputs, key=score)
     (found,) = search([table.tolist()], beam_size=27, max_length=max_length, length_penalty=length_penalty)
     assert score(found) == pytest.approx(score(best), rel=1e-4)
+
+
+def ngrams(row, n):
+    return [tuple(row[i : i + n]) for i in range(len(row) - n + 1)]
+
+
+def test_block_repeats_bans_the_token_that_would_repeat_an_ngram():
+    history = torch.tensor([[2, 3, 2], [2, 3, 4], [2, 3, 2]])
+    log_probs = torch.zeros(3, 5)
+    blocked = block_repeats(log_probs, history, 2, EOS)  # "3 2" then ... "2 3" was seen: 3 may not follow 2
+    assert blocked[0].tolist() == [0, 0, 0, float("-inf"), 0]
+    assert blocked[1].tolist() == [0] * 5
+    assert block_repeats(log_probs, history, 4, EOS).tolist() == log_probs.tolist()  # no 4-gram seen yet
+    eos_loop = block_repeats(log_probs, torch.tensor([[EOS, EOS]]), 1, EOS)
+    assert eos_loop[0, EOS] == 0  # the end stays allowed
+
+
+# From BOS: A 0.9; A -> B 0.9, B -> A 0.9, EOS 0.1 after each: the best
+# outputs cycle "A B A B A ...", which repeats trigrams.
+CYCLE = [
+    [0.0, 0.1, 0.9, 0.0],
+    [0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.1, 0.0, 0.9],
+    [0.0, 0.1, 0.9, 0.0],
+]
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_blocked_search_never_repeats_a_trigram(beam_size, length_penalty):
+    (free,) = search([CYCLE], beam_size, max_length=8, length_penalty=length_penalty)
+    if length_penalty:  # the cycle wins by mean log probability
+        assert len(set(ngrams(free, 3))) < len(ngrams(free, 3))
+    (blocked,) = search([CYCLE], beam_size, max_length=8, length_penalty=length_penalty, no_repeat_ngram_size=3)
+    assert len(set(ngrams(blocked, 3))) == len(ngrams(blocked, 3))
+    # After "A B A B", A would repeat "A B A": the end comes instead. Ranked by
+    # total log probability, the beam prefers ending at once (0.1 > 0.9⁴ · 0.1).
+    assert blocked == ([EOS] if beam_size > 1 and not length_penalty else [2, 3, 2, 3, EOS])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 1.0), min_size=36, max_size=36),
+    st.sampled_from([1, 2, 4]),
+    st.sampled_from([0.0, 1.0]),
+    st.sampled_from([2, 3]),
+)
+def test_no_output_repeats_an_ngram(weights, beam_size, length_penalty, n):
+    table = numpy.asarray(weights).reshape(6, 6)
+    table[:, BOS] = 0.0
+    table /= table.sum(axis=1, keepdims=True)
+    (found,) = search([table.tolist()], beam_size, max_length=10, length_penalty=length_penalty,
+                      no_repeat_ngram_size=n)
+    assert len(set(ngrams(found, n))) == len(ngrams(found, n))
