@@ -239,6 +239,7 @@ def main(
     if missing:
         fail(f"No corpus for {', '.join(missing)} in {PROJECT / 'corpus'}: run the convert step of each first.")
     overrides = config_overrides(ctx.args)
+    header = machine_line(seed_list, overrides, heavy_max_epochs)  # the commit the runs start from
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
     runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
@@ -261,7 +262,7 @@ def main(
                     fasttext_settings.setdefault(dataset, record["settings"])
                 runs[dataset].setdefault(key, []).append(record)
                 run_seeds[dataset].setdefault(key, []).append(seed)
-    report = markdown(out_dir, runs, config_names, run_seeds, machine_line(seed_list, overrides, heavy_max_epochs))
+    report = markdown(out_dir, runs, config_names, run_seeds, header)
     print(report)
     write_json(out_dir / "accuracy.json", runs)
     write_text(out_dir / "accuracy.md", report)
