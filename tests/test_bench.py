@@ -41,26 +41,6 @@ def test_speed_benchmark_smoke(shared_data, tmp_path):
     assert "training words/s, 1 busy process" in text
 
 
-def test_accuracy_table_compares_the_best_config_with_the_best_baseline(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    import bench_accuracy
-
-    def record(accuracy, macro_f1, mae=None):
-        return {"accuracy": accuracy, "macro_f1": macro_f1, "mae": mae}
-
-    results = {
-        "sarcasm": {"textcat_lstm": record(0.656, 0.655), "textcat_ensemble_lstm": record(0.712, 0.711),
-                    "tfidf": record(0.679, 0.678), "bow": record(0.698, 0.698)},
-        "sst5": {"textcat_lstm": record(0.405, 0.382, 0.843), "textcat_ensemble_lstm": record(0.401, 0.38, 0.9),
-                 "tfidf": record(0.409, 0.378, 0.824), "bow": record(0.398, 0.368, 0.833)},
-    }
-    table = bench_accuracy.markdown(results, ["sarcasm", "sst5"], ["textcat_lstm.cfg", "textcat_ensemble_lstm.cfg"])
-    assert "| spacy-rnn `textcat_ensemble_lstm.cfg` | 71.2 / 71.1 | 40.1 / 38.0 / 0.900 |" in table
-    assert "| spaCy TextCatEnsemble.v2 | – | – |" in table  # a baseline that was not run
-    assert "- SARC-pol: `textcat_ensemble_lstm` 71.2 vs spaCy TextCatBOW.v3 69.8 (+1.4 points)" in table
-    assert "- SST-5: `textcat_lstm` 40.5 vs TF-IDF + logistic regression 40.9 (-0.4 points)" in table
-
-
 def test_scaling_benchmark_smoke(tmp_path):
     doc = tmp_path / "scaling.md"
     doc.write_text("intro\n<!-- bench-scale:start -->\nold\n<!-- bench-scale:end -->\noutro\n")

@@ -2,8 +2,10 @@
 and spacy_rnn.RNNEncoder.v1 inside a shared tok2vec."""
 import json
 
+import numpy
 import pytest
 import spacy
+import torch
 from spacy.lang.en import English
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
@@ -233,3 +235,26 @@ def test_nlp_pipe_with_two_processes_gives_the_same_cats(tmp_path):
     assert len(one) == len(two) == 200
     for a, b in zip(one, two):
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_averaged_weights_reach_the_torch_module_and_are_restored():
+    """spaCy evaluates and saves inside `nlp.use_params(optimizer.averages)`:
+    the recurrent module must then hold the averages, and its own trained
+    weights afterwards."""
+    nlp = English()
+    nlp.add_pipe("textcat", config=textcat_config())
+    examples = exclusive_examples(nlp)
+    fix_random_seed(0)
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(0.01, use_averages=True))
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    shim = next(node.shims[0] for node in nlp.get_pipe("textcat").model.walk() if node.shims)
+    name, parameter = next(iter(shim.module.named_parameters()))
+    trained = parameter.detach().clone()
+    average = optimizer.averages[(shim.id, name)]
+    assert not numpy.allclose(average, trained.numpy())
+    with nlp.use_params(optimizer.averages):
+        assert numpy.allclose(parameter.detach().numpy(), average)
+        averaged_cats = nlp(TRAIN[0][0]).cats
+    assert torch.equal(parameter.detach(), trained)
+    assert nlp(TRAIN[0][0]).cats != averaged_cats

@@ -4,6 +4,8 @@ format (see evaluate.py) so the report compares like with like.
 textcat:
 - `tfidf`: TF-IDF of word 1-2-grams + logistic regression (scikit-learn), C
   picked on the dev split by macro-F1;
+- `fasttext`: fastText's supervised classifier with word bigrams on the
+  lowercased tokens, epochs and learning rate picked on dev by macro-F1;
 - `bow`, `ensemble`, `bilstm`: spaCy's built-in text classifiers
   (configs/baseline_*.cfg: TextCatBOW.v3, the default TextCatEnsemble.v2,
   TorchBiLSTMEncoder.v1 in TextCatReduce.v1), trained with scripts/train.py
@@ -15,6 +17,7 @@ words of the review, and the title of the most similar training review
 
     python scripts/baselines.py textcat corpus/sarcasm metrics/sarcasm training/sarcasm_baselines
 """
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,6 +47,9 @@ SPACY_BASELINES = {
 }
 TFIDF_NAME = "TF-IDF (1-2-grams) + LogReg"
 C_GRID = (0.25, 1.0, 4.0, 16.0)
+FASTTEXT_NAME = "fastText (word bigrams)"
+FASTTEXT_GRID = {"epoch": (5, 25), "lr": (0.05, 0.2, 1.0)}
+FASTTEXT_DIM = 50
 TITLE_BASELINES = {
     "most_frequent": "the most frequent training title",
     "first_words": "the first 4 words of the review",
@@ -81,10 +87,77 @@ def tfidf_logreg(corpus: Path, out_dir: Path, stars: bool) -> Dict:
     n_words = sum(len(doc) for doc in splits["test"])
     words_per_second = n_words / (time.perf_counter() - start)
     cats = [dict(zip(model.classes_, row)) for row in probs]
-    result = textcat_result(texts["test"], gold["test"], cats, labels, stars)
+    result = textcat_result(texts["test"], gold["test"], cats, labels, stars, groups(splits["test"]))
     extra = {"train_seconds": round(seconds, 1), "words_per_second": words_per_second, "C": best_c,
              "dev_macro_f1": dev_f1}
     return write_outputs(out_dir, "tfidf", TFIDF_NAME, result, extra)
+
+
+def groups(docs: List[Doc]) -> Optional[List]:
+    """The pair ids that convert.py keeps in `doc.user_data` (SARC), or None."""
+    ids = [doc.user_data.get("group") for doc in docs]
+    return ids if any(group is not None for group in ids) else None
+
+
+def fasttext_lines(docs: List[Doc]) -> List[str]:
+    """fastText's input: the Docs' tokens lowercased, joined by spaces."""
+    return [" ".join(token.lower_ for token in doc if not token.is_space) for doc in docs]
+
+
+def fasttext_baseline(corpus: Path, out_dir: Path, stars: bool, seed: int = 0,
+                      settings: Optional[Dict] = None) -> Dict:
+    """fastText's supervised classifier (word bigrams, one thread, `seed`):
+    epochs and learning rate picked on the dev split by macro-F1 from
+    FASTTEXT_GRID, or the given `settings` (a record's "settings", to train
+    more seeds with what dev picked once)."""
+    try:
+        import fasttext
+    except ImportError:
+        fail("fastText is not installed: pip install -e \".[project]\" (it brings fasttext-numpy2-wheel).")
+    splits = {split: read_split(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    lines = {split: fasttext_lines(docs) for split, docs in splits.items()}
+    gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
+    labels = list(splits["train"][0].cats)
+    n_train_words = sum(len(doc) for doc in splits["train"])
+    candidates = [settings] if settings else [
+        {"epoch": epoch, "lr": lr, "dim": FASTTEXT_DIM, "wordNgrams": 2}
+        for epoch in FASTTEXT_GRID["epoch"] for lr in FASTTEXT_GRID["lr"]
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "train.txt"
+        train_file.write_text("".join(f"__label__{g} {line}\n" for g, line in zip(gold["train"], lines["train"])))
+        fitted = []
+        for candidate in candidates:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            # seed + 1: fastText's generator (minstd_rand) turns seed 0 into 1, so 0 and 1 would train alike
+            model = fasttext.train_supervised(str(train_file), **candidate, thread=1, seed=seed + 1, verbose=0)
+            cpu_seconds = time.process_time() - cpu_start
+            seconds = time.perf_counter() - start
+            dev_f1 = f1_score(gold["dev"], [fasttext_cats(model, line, labels) for line in lines["dev"]],
+                              labels=labels, average="macro")
+            fitted.append((dev_f1, candidate, model, seconds, cpu_seconds))
+    dev_f1, best, model, seconds, cpu_seconds = max(fitted, key=lambda item: item[0])
+    start = time.perf_counter()
+    cats = [fasttext_cats(model, line, labels, all_scores=True) for line in lines["test"]]
+    n_words = sum(len(doc) for doc in splits["test"])
+    words_per_second = n_words / (time.perf_counter() - start)
+    result = textcat_result(lines["test"], gold["test"], cats, labels, stars, groups(splits["test"]))
+    result["predictions"] = [{**row, "text": doc.text} for row, doc in zip(result["predictions"], splits["test"])]
+    extra = {"train_seconds": round(seconds, 1), "words_per_second": words_per_second, "settings": best,
+             "seed": seed, "dev_macro_f1": dev_f1,
+             "train_words_per_second": n_train_words * best["epoch"] / seconds,
+             "train_words_per_cpu_second": n_train_words * best["epoch"] / cpu_seconds}
+    return write_outputs(out_dir, "fasttext", FASTTEXT_NAME, result, extra)
+
+
+def fasttext_cats(model, line: str, labels: List[str], all_scores: bool = False):
+    """The top label of a line (or, with `all_scores`, the probability of
+    every label as a `cats` dict)."""
+    names, probs = model.predict(line, k=-1 if all_scores else 1)
+    found = {name[len("__label__"):]: float(prob) for name, prob in zip(names, probs)}
+    if not all_scores:
+        return next(iter(found))
+    return {label: found.get(label, 0.0) for label in labels}
 
 
 def spacy_baseline(key: str, corpus: Path, out_dir: Path, training_dir: Path, stars: bool, gpu_id: int,
@@ -157,7 +230,8 @@ def main(
             records = title_baselines(corpus, out_dir)
         else:
             overrides = config_overrides(ctx.args)
-            records = [tfidf_logreg(corpus, out_dir, stars)]
+            seed = int(overrides.get("system.seed", 0))  # fastText's seed too
+            records = [tfidf_logreg(corpus, out_dir, stars), fasttext_baseline(corpus, out_dir, stars, seed)]
             for key in SPACY_BASELINES:
                 records.append(spacy_baseline(key, corpus, out_dir, training_dir, stars, gpu_id, overrides))
     except DataError as err:

@@ -1,112 +1,270 @@
-"""Accuracy benchmark: every spacy-rnn text classifier config against the
-baselines of the workflows, on the same splits with the same training budget.
+"""Accuracy benchmark: spacy-rnn's text classifier configs against the
+baselines, on the same splits, each trained with several seeds.
 
-For each dataset and each config in ../configs: `spacy train` (scripts/train.py,
-model-best by dev score) and an evaluation on the test split
-(scripts/evaluate.py), written to <out_dir>/<dataset>/<config stem>.json. The
-baselines' records come from metrics/<dataset>/ (the `baselines-*` steps).
-Prints one table (accuracy / macro-F1, and MAE in stars for star ratings) and
-the best spacy-rnn row against the best baseline per dataset.
+For each seed, dataset and system: `spacy train` (scripts/train.py, model-best
+by dev score) or a baseline of scripts/baselines.py (TF-IDF + logistic
+regression, fastText, spaCy's TextCatBOW.v3, default TextCatEnsemble.v2 and
+TorchBiLSTMEncoder), then the test split, written to
+<out_dir>/<dataset>/seed<seed>/<system>.json with its predictions. The seed is
+the training seed; the data splits stay fixed. TF-IDF + logistic regression is
+deterministic and runs once; fastText's epochs and learning rate are picked on
+dev with the first seed and kept for the others.
 
-    python scripts/bench_accuracy.py metrics/bench --datasets "sarcasm sst5 marc" \\
-        --configs "textcat_lstm.cfg textcat_ensemble_lstm.cfg" --readme ../docs/performance.md
+The tables give the mean ± sd over the seeds, and each line "best spacy-rnn
+against the best baseline" a paired bootstrap 95% interval of the accuracy
+difference on the test split (Docs resampled; each Doc's correctness averaged
+over the seeds). SARC-pol adds its pairwise accuracy. IMDB and SST-5 trained on
+phrases have about ten times the words of the others: their trainings run
+`--heavy-max-epochs` epochs and skip spaCy's two slowest baselines.
+
+    python scripts/bench_accuracy.py metrics/bench --datasets "sst5 marc" --seeds "0 1 2" \\
+        --configs "textcat_lstm.cfg textcat_ensemble_lstm_w64.cfg" --readme ../docs/performance.md
 """
+import os
+import platform
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy
+import spacy
+import torch
 import typer
+from scipy.stats import bootstrap
+from spacy.util import load_config
 from wasabi import msg
 
-from common import config_overrides, fail, read_json, run_with_overrides, write_between_markers, write_json, write_text
-from evaluate import evaluate_pipeline
+from baselines import SPACY_BASELINES, fasttext_baseline, spacy_baseline, tfidf_logreg
+from common import (config_overrides, fail, git_commit, read_json, run_with_overrides, write_between_markers,
+                    write_json, write_text)
+from evaluate import evaluate_pipeline, pairwise_correct
+from spacy_rnn.corpus import read_jsonl
 from train import train
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT.parent / "configs"
-DATASETS = {"sarcasm": "SARC-pol", "sst5": "SST-5", "marc": "MARC-en"}
-STARS = {"sst5", "marc"}
+
+
+class Dataset(NamedTuple):
+    name: str
+    stars: bool = False
+    heavy: bool = False  # about ten times the words of SST-5: fewer epochs, no slow spaCy baselines
+
+
+DATASETS = {
+    "sarcasm": Dataset("SARC-pol"),
+    "sst5": Dataset("SST-5", stars=True),
+    "sst5_phrases": Dataset("SST-5, trained on all labelled phrases", stars=True, heavy=True),
+    "marc": Dataset("MARC-en", stars=True),
+    "imdb": Dataset("IMDB", heavy=True),
+}
 BASELINES = {
     "tfidf": "TF-IDF + logistic regression",
+    "fasttext": "fastText (word bigrams)",
     "bow": "spaCy TextCatBOW.v3",
-    "ensemble": "spaCy TextCatEnsemble.v2",
+    "ensemble": "spaCy TextCatEnsemble.v2 (default textcat)",
     "bilstm": "spaCy TorchBiLSTMEncoder + TextCatReduce",
 }
+DETERMINISTIC = {"tfidf"}
+SLOW_BASELINES = {"ensemble", "bilstm"}  # not run on heavy datasets
+N_RESAMPLES = 1000
 
 
-def run_config(config: str, dataset: str, out_dir: Path, overrides: Dict, reuse: bool = False) -> Dict:
-    """Train `config` on `dataset` and evaluate it on the test split (with
-    `reuse`, read the record of an earlier run instead where there is one)."""
-    record_path = out_dir / dataset / f"{Path(config).stem}.json"
-    if reuse and record_path.exists():
-        return read_json(record_path)
-    corpus = PROJECT / "corpus" / dataset
-    training_dir = PROJECT / "training" / "bench" / dataset / Path(config).stem
-    train(CONFIGS / config, training_dir,
-          {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy"), **overrides})
+def record_path(out_dir: Path, dataset: str, seed: int, system: str) -> Path:
+    return out_dir / dataset / f"seed{seed}" / f"{system}.json"
+
+
+def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: Dict,
+               fasttext_settings: Optional[Dict]) -> Dict:
+    """Train `system` (a config file name or a baseline key) on `dataset` with
+    `seed` and evaluate it on the test split; returns its record."""
+    corpus, stars = PROJECT / "corpus" / dataset, DATASETS[dataset].stars
+    folder = record_path(out_dir, dataset, seed, system).parent
+    training_dir = PROJECT / "training" / "bench" / dataset / f"seed{seed}" / Path(system).stem
+    overrides = {**overrides, "system.seed": seed}
+    if system == "tfidf":
+        return tfidf_logreg(corpus, folder, stars)
+    if system == "fasttext":
+        return fasttext_baseline(corpus, folder, stars, seed, fasttext_settings)
+    if system in SPACY_BASELINES:
+        return spacy_baseline(system, corpus, folder, training_dir.parent, stars, -1, overrides)
+    paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
+    train(CONFIGS / system, training_dir, {**paths, **overrides})
     return evaluate_pipeline(
-        training_dir / "model-best", corpus / "test.spacy", out_dir / dataset, Path(config).stem,
-        f"spacy-rnn {config}", stars=dataset in STARS, log=training_dir / "log.jsonl",
-        train_info=training_dir / "train.json",
+        training_dir / "model-best", corpus / "test.spacy", folder, Path(system).stem, f"spacy-rnn {system}",
+        stars=stars, log=training_dir / "log.jsonl", train_info=training_dir / "train.json",
     )
 
 
-def cell(record: Dict, dataset: str) -> str:
-    if record is None:
-        return "–"
-    text = f"{100 * record['accuracy']:.1f} / {100 * record['macro_f1']:.1f}"
-    return text + (f" / {record['mae']:.3f}" if dataset in STARS else "")
+def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str]) -> List[str]:
+    skipped = SLOW_BASELINES if DATASETS[dataset].heavy else set()
+    return list(configs) + [key for key in baselines if key not in skipped]
 
 
-def markdown(results: Dict[str, Dict[str, Dict]], datasets: List[str], configs: List[str]) -> str:
-    """results[dataset][system key] -> metrics record."""
-    header = ["system"] + [
-        f"{DATASETS[d]} acc / mF1" + (" / MAE" if d in STARS else "") for d in datasets
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(datasets)]
-    systems = [(Path(c).stem, f"spacy-rnn `{c}`") for c in configs] + list(BASELINES.items())
-    for key, name in systems:
-        lines.append(f"| {name} | " + " | ".join(cell(results[d].get(key), d) for d in datasets) + " |")
-    lines += ["", "Best spacy-rnn config against the best baseline (accuracy, test split):", ""]
-    for d in datasets:
-        ours = max((Path(c).stem for c in configs), key=lambda k: results[d][k]["accuracy"])
-        theirs = max((k for k in BASELINES if k in results[d]), key=lambda k: results[d][k]["accuracy"])
-        gap = 100 * (results[d][ours]["accuracy"] - results[d][theirs]["accuracy"])
-        lines.append(
-            f"- {DATASETS[d]}: `{ours}` {100 * results[d][ours]['accuracy']:.1f} vs {BASELINES[theirs]} "
-            f"{100 * results[d][theirs]['accuracy']:.1f} ({gap:+.1f} points)"
-        )
-    return "\n".join(lines) + "\n"
+def key_of(system: str) -> str:
+    return Path(system).stem
+
+
+def paired_bootstrap(ours: numpy.ndarray, theirs: numpy.ndarray, seed: int = 0) -> Tuple[float, float, float]:
+    """The difference of the means of two paired per-item scores (e.g. each
+    test Doc's correctness) and its 95% percentile bootstrap interval
+    (N_RESAMPLES resamples of the items, scipy)."""
+    difference = float(ours.mean() - theirs.mean())
+    if numpy.array_equal(ours, theirs) or numpy.ptp(ours - theirs) == 0:
+        return difference, difference, difference  # every resample gives the same difference
+    interval = bootstrap((ours, theirs), lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis), paired=True,
+                         vectorized=True, n_resamples=N_RESAMPLES, method="percentile",
+                         random_state=numpy.random.default_rng(seed)).confidence_interval
+    return difference, float(interval.low), float(interval.high)
+
+
+def item_scores(out_dir: Path, dataset: str, system: str, seeds: Sequence[int], metric: str) -> numpy.ndarray:
+    """Per test Doc (accuracy) or per pair (pairwise), the system's
+    correctness averaged over its seeds, from the prediction files."""
+    runs = []
+    for seed in seeds:
+        path = record_path(out_dir, dataset, seed, system)
+        rows = list(read_jsonl(path.with_name(f"{system}_predictions.jsonl"), required=("gold", "pred")))
+        if metric == "pairwise":
+            first = next(iter(rows[0]["scores"]))
+            runs.append(pairwise_correct([row["group"] for row in rows], [row["gold"] for row in rows],
+                                         [row["scores"][first] for row in rows], first))
+        else:
+            runs.append(numpy.array([row["gold"] == row["pred"] for row in rows], dtype=float))
+    return numpy.mean(runs, axis=0)
+
+
+def mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    values = [scale * value for value in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{numpy.mean(values):.{digits}f} ± {numpy.std(values, ddof=1):.{digits}f}"
+
+
+def is_ensemble(config: str) -> bool:
+    return "linear_model" in load_config(CONFIGS / config)["components"]["textcat"]["model"]
+
+
+def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dict[str, List[Dict]],
+               seeds: Dict[str, List[int]], metric: str) -> str:
+    """One line: `ours` against `theirs` with the paired bootstrap interval of the difference."""
+    difference, low, high = paired_bootstrap(item_scores(out_dir, dataset, ours, seeds[ours], metric),
+                                             item_scores(out_dir, dataset, theirs, seeds[theirs], metric))
+    verdict = "inside the noise (the interval contains 0)" if low <= 0 <= high else "outside the noise"
+    mean = {key: numpy.mean([record[metric] for record in records[key]]) for key in (ours, theirs)}
+    name = f"`{ours}`" if ours not in BASELINES else BASELINES[ours]
+    return (f"- {name} {100 * mean[ours]:.1f} vs {BASELINES[theirs]} {100 * mean[theirs]:.1f}: "
+            f"{100 * difference:+.1f} points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}], {verdict}")
+
+
+def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]], configs: Sequence[str],
+                    seeds: Dict[str, List[int]]) -> List[str]:
+    """The table of one dataset (mean ± sd per system) and its comparison lines."""
+    info = DATASETS[dataset]
+    pairwise = all("pairwise" in runs[0] for runs in records.values())
+    header = ["system", "accuracy", "macro-F1"] + (["pairwise"] if pairwise else []) + \
+        (["MAE (stars)"] if info.stars else []) + ["training s", "seeds"]
+    lines = [f"#### {info.name}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for key, runs in records.items():
+        name = f"spacy-rnn `{key}.cfg`" if key not in BASELINES else BASELINES[key]
+        cells = [name, mean_sd([r["accuracy"] for r in runs]), mean_sd([r["macro_f1"] for r in runs])]
+        if pairwise:
+            cells.append(mean_sd([r["pairwise"] for r in runs]))
+        if info.stars:
+            cells.append(mean_sd([r["mae"] for r in runs], scale=1.0, digits=3))
+        cells += [f"{numpy.mean([r.get('train_seconds', 0) for r in runs]):.0f}",
+                  "deterministic" if key in DETERMINISTIC else str(len(runs))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    theirs = [key for key in records if key in BASELINES]
+    ours = [key for key in records if key not in BASELINES]
+    if not (ours and theirs):
+        return lines
+    metrics = ["accuracy"] + (["pairwise"] if pairwise else [])
+    for metric in metrics:
+        best = {side: max(keys, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
+                for side, keys in (("ours", ours), ("theirs", theirs))}
+        lines.append(f"Best spacy-rnn config against the best baseline, {metric} (paired bootstrap over the test "
+                     f"{'pairs' if metric == 'pairwise' else 'Docs'}, {N_RESAMPLES:,} resamples):")
+        lines.append("")
+        lines.append(comparison(out_dir, dataset, best["ours"], best["theirs"], records, seeds, metric))
+        alone = [key for key in ours if not is_ensemble(f"{key}.cfg")]
+        if alone and is_ensemble(f"{best['ours']}.cfg"):
+            best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
+            lines.append(comparison(out_dir, dataset, best_alone, best["theirs"], records, seeds, metric)
+                         + " (the RNN alone, no n-gram part)")
+        lines.append("")
+    return lines
+
+
+def markdown(out_dir: Path, results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str],
+             seeds: Dict[str, Dict[str, List[int]]], header: str) -> str:
+    lines = [header, ""]
+    for dataset, records in results.items():
+        lines += dataset_section(out_dir, dataset, records, configs, seeds[dataset])
+        if DATASETS[dataset].heavy:
+            lines += [f"Not run on {DATASETS[dataset].name}: {', '.join(BASELINES[k] for k in SLOW_BASELINES)} "
+                      "(under 25k training words/s here: hours per seed).", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int) -> str:
+    epochs = overrides.get("training.max_epochs", "the config's")
+    return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
+            f"{os.cpu_count()} cores · CPU · spaCy {spacy.__version__}, torch {torch.__version__} · "
+            f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases) · commit {git_commit()}")
 
 
 def main(
     # fmt: off
     ctx: typer.Context,  # config overrides for every training
-    out_dir: Path = typer.Argument(..., help="Folder for the metrics of each config and the table"),
+    out_dir: Path = typer.Argument(..., help="Folder for the records of each run and the tables"),
     configs: str = typer.Option(..., help="Config file names in ../configs, separated by spaces"),
-    datasets: str = typer.Option(" ".join(DATASETS), help="Datasets, separated by spaces"),
-    readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy table in this page"),
-    reuse: bool = typer.Option(False, "--reuse", help="Reuse the records of earlier runs in out_dir"),
+    datasets: str = typer.Option("sarcasm sst5 marc imdb", help=f"Datasets, separated by spaces: {', '.join(DATASETS)}"),
+    baselines: str = typer.Option(" ".join(BASELINES), help="Baselines, separated by spaces"),
+    seeds: str = typer.Option("0 1 2", help="Training seeds, separated by spaces"),
+    heavy_max_epochs: int = typer.Option(2, help="max_epochs on IMDB and on SST-5 phrases"),
+    readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy tables in this page"),
+    reuse: bool = typer.Option(False, "--reuse", help="Keep the records of earlier runs in out_dir (resume)"),
     # fmt: on
 ):
-    """Train and test each config on each dataset beside the baselines; further
-    options (--section.key value) override the configs."""
-    config_names, dataset_names = configs.split(), datasets.split()
-    unknown = sorted(set(dataset_names) - set(DATASETS))
-    if unknown:
-        fail(f"Unknown dataset(s) {', '.join(unknown)}: choose from {', '.join(DATASETS)}.")
+    """Train and test each config and baseline on each dataset with each seed;
+    further options (--section.key value) override the configs."""
+    config_names, dataset_names, baseline_keys = configs.split(), datasets.split(), baselines.split()
+    seed_list = [int(seed) for seed in seeds.split()]
+    for kind, names, known in (("dataset", dataset_names, DATASETS), ("baseline", baseline_keys, BASELINES)):
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            fail(f"Unknown {kind}(s) {', '.join(unknown)}: choose from {', '.join(known)}.")
+    missing = [d for d in dataset_names if not (PROJECT / "corpus" / d / "test.spacy").exists()]
+    if missing:
+        fail(f"No corpus for {', '.join(missing)} in {PROJECT / 'corpus'}: run the convert step of each first.")
     overrides = config_overrides(ctx.args)
-    results: Dict[str, Dict[str, Dict]] = {}
-    for dataset in dataset_names:
-        baselines_dir = PROJECT / "metrics" / dataset
-        results[dataset] = {
-            key: read_json(baselines_dir / f"{key}.json")
-            for key in BASELINES if (baselines_dir / f"{key}.json").exists()
-        }
-        for config in config_names:
-            results[dataset][Path(config).stem] = run_config(config, dataset, out_dir, overrides, reuse)
-    report = markdown(results, dataset_names, config_names)
-    msg.text(report)
-    write_json(out_dir / "accuracy.json", results)
+    header = machine_line(seed_list, overrides, heavy_max_epochs)  # the commit the runs start from
+    heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
+    runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}
+    run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
+    fasttext_settings: Dict[str, Dict] = {}
+    for seed in seed_list:
+        for dataset in dataset_names:
+            for system in systems_of(dataset, config_names, baseline_keys):
+                key = key_of(system)
+                if key in DETERMINISTIC and seed != seed_list[0]:
+                    continue
+                path = record_path(out_dir, dataset, seed, key)
+                if reuse and path.exists():
+                    record = read_json(path)
+                else:
+                    msg.divider(f"{DATASETS[dataset].name} · {system} · seed {seed}")
+                    record = run_system(system, dataset, seed, out_dir,
+                                        heavy_overrides if DATASETS[dataset].heavy else overrides,
+                                        fasttext_settings.get(dataset))
+                if key == "fasttext":
+                    fasttext_settings.setdefault(dataset, record["settings"])
+                runs[dataset].setdefault(key, []).append(record)
+                run_seeds[dataset].setdefault(key, []).append(seed)
+    report = markdown(out_dir, runs, config_names, run_seeds, header)
+    print(report)
+    write_json(out_dir / "accuracy.json", runs)
     write_text(out_dir / "accuracy.md", report)
     if readme:
         write_between_markers(readme, "bench-accuracy", report)

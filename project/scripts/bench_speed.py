@@ -32,7 +32,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import typer
 
-from common import write_between_markers, write_json, write_text
+from common import git_commit, write_between_markers, write_json, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["1", "2", "3", "4", "5"]
@@ -430,11 +430,6 @@ def markdown(results: List[Dict], machine: Dict) -> str:
 
 def texts_name(path: Path) -> str:
     return path.stem.replace("_train", "")
-
-
-def git_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    return result.stdout.strip() or "unknown"
 
 
 def main(

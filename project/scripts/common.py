@@ -2,6 +2,7 @@
 from the command line, and clean failures."""
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -77,6 +78,13 @@ def write_between_markers(path: PathLike, name: str, text: str) -> None:
     before, rest = content.split(start, 1)
     after = rest.split(end, 1)[1]
     write_text(path, f"{before}{start}\n{text.rstrip(chr(10))}\n{end}{after}")
+
+
+def git_commit() -> str:
+    """The short hash of the checkout's HEAD ("unknown" outside git), for benchmark headers."""
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent)
+    return result.stdout.strip() or "unknown"
 
 
 def run_with_overrides(command: Callable) -> None:

@@ -7,7 +7,8 @@ come, in OUT_DIR:
 - `<key>.json`: the metrics. Text classification: accuracy, macro-F1,
   per-class precision/recall/F1 and the confusion matrix (scikit-learn), and
   with `--stars` the mean absolute error in stars and the share of predictions
-  within one star. Seq2seq: ROUGE-1/2/L, BLEU and exact match. Both with
+  within one star, and where the test Docs carry pair ids (SARC's pair_id,
+  kept by convert.py) SARC's pairwise accuracy. Seq2seq: ROUGE-1/2/L, BLEU and exact match. Both with
   spaCy's own scores, its words/s, and the training time from train.json.
 - `<key>_predictions.jsonl`: text, gold and prediction for every test Doc;
 - `<key>_confusion.png` (classification): the confusion matrix as shares of
@@ -172,13 +173,40 @@ def save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def pairwise_correct(groups: Sequence, gold: Sequence[str], scores: Sequence[float], label: str) -> numpy.ndarray:
+    """SARC's pairwise accuracy, one entry per pair: in each group of two
+    Docs with different gold labels, 1 where the Doc whose gold is `label`
+    has the higher score for `label`, 0.5 on a tie, 0 otherwise (groups of
+    another size or with one gold label are left out). With exclusive classes
+    either label gives the same answer."""
+    members: Dict = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    correct = []
+    for first, *rest in members.values():
+        if len(rest) != 1 or gold[first] == gold[rest[0]]:
+            continue
+        positive, other = (first, rest[0]) if gold[first] == label else (rest[0], first)
+        correct.append(float(numpy.sign(scores[positive] - scores[other]) + 1) / 2)
+    return numpy.array(correct)
+
+
 def textcat_result(texts: Sequence[str], gold: Sequence[str], cats: Sequence[Dict[str, float]],
-                   labels: Sequence[str], stars: bool) -> Dict:
-    """Metrics and per-Doc rows of a classifier's scores `cats` per text."""
+                   labels: Sequence[str], stars: bool, groups: Optional[Sequence] = None) -> Dict:
+    """Metrics and per-Doc rows of a classifier's scores `cats` per text;
+    with `groups` (SARC's pair ids), the pairwise accuracy too."""
     pred = [top_label(doc_cats) for doc_cats in cats]
-    rows = [{"text": text, "gold": g, "pred": p, "score": round(float(doc_cats[p]), 4)}
+    rows = [{"text": text, "gold": g, "pred": p, "score": round(float(doc_cats[p]), 4),
+             "scores": {label: round(float(doc_cats[label]), 4) for label in labels}}
             for text, g, p, doc_cats in zip(texts, gold, pred, cats)]
-    return {"metrics": classification_metrics(gold, pred, labels, stars), "predictions": rows}
+    result = classification_metrics(gold, pred, labels, stars)
+    if groups is not None and all(group is not None for group in groups):
+        for row, group in zip(rows, groups):
+            row["group"] = group
+        pairs = pairwise_correct(groups, gold, [doc_cats[labels[0]] for doc_cats in cats], labels[0])
+        if len(pairs):
+            result.update(pairwise=float(pairs.mean()), n_pairs=len(pairs))
+    return {"metrics": result, "predictions": rows}
 
 
 def seq2seq_result(examples: List[Example], attr: str) -> Dict:
@@ -201,7 +229,14 @@ def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool) ->
     texts = [eg.reference.text for eg in examples]
     gold = [top_label(eg.reference.cats) for eg in examples]
     cats = [eg.predicted.cats for eg in examples]
-    return textcat_result(texts, gold, cats, list(nlp.get_pipe(pipe).labels), stars)
+    return textcat_result(texts, gold, cats, list(nlp.get_pipe(pipe).labels), stars, doc_groups(examples))
+
+
+def doc_groups(examples: Sequence) -> Optional[List]:
+    """The group ids (SARC's pair_id) that convert.py keeps in the reference
+    Docs' user_data, or None where the Docs have none."""
+    groups = [eg.reference.user_data.get("group") for eg in examples]
+    return groups if any(group is not None for group in groups) else None
 
 
 def write_outputs(out_dir: Path, key: str, name: str, result: Dict, extra: Dict,
@@ -255,7 +290,7 @@ def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, nam
 
 
 def summary(record: Dict) -> str:
-    keys = ("accuracy", "macro_f1", "mae", "within_one", "rouge1", "rouge2", "rougeL")
+    keys = ("accuracy", "macro_f1", "pairwise", "mae", "within_one", "rouge1", "rouge2", "rougeL")
     return ", ".join(f"{key} {record[key]:.3f}" for key in keys if record.get(key) is not None)
 
 

@@ -21,7 +21,7 @@ from wasabi import msg
 from common import fail, read_json, write_between_markers, write_text
 from spacy_rnn.corpus import DataError, read_jsonl
 
-TEXTCAT_SYSTEMS = ("rnn", "tfidf", "bow", "ensemble", "bilstm")
+TEXTCAT_SYSTEMS = ("rnn", "rnn_phrases", "tfidf", "fasttext", "bow", "ensemble", "bilstm")
 SEQ2SEQ_SYSTEMS = ("rnn", "most_frequent", "first_words", "tfidf_nearest")
 N_EXAMPLES = 8
 
@@ -61,18 +61,23 @@ def comparison_table(records: Dict[str, Dict]) -> str:
                  seconds(r.get("train_seconds"))] for r in records.values()]
         return table(header, rows) + "\n\nROUGE F1 and BLEU ×100, case-insensitive (`spacy_rnn.seq2seq_scorer.v1`)."
     stars = "mae" in records["rnn"]
-    header = ["System", "accuracy", "macro-F1"] + (["MAE (stars)", "within ±1 star"] if stars else [])
-    header += ["training", "words/s (test)"]
+    pairwise = "pairwise" in records["rnn"]
+    header = ["System", "accuracy", "macro-F1"] + (["pairwise"] if pairwise else [])
+    header += (["MAE (stars)", "within ±1 star"] if stars else []) + ["training", "words/s (test)"]
     rows = []
     for r in records.values():
-        row = [r["system"], pct(r["accuracy"]), pct(r["macro_f1"])]
+        row = [r["system"], pct(r["accuracy"]), pct(r["macro_f1"])] + ([pct(r.get("pairwise"))] if pairwise else [])
         if stars:
             row += [f"{r['mae']:.3f}", pct(r["within_one"])]
         speed = r.get("words_per_second")
         row += [seconds(r.get("train_seconds")), f"{speed:,.0f}" if speed else "–"]
         rows.append(row)
-    note = " (MAE: mean absolute error in stars)." if stars else "."
-    return table(header, rows) + "\n\nIn % on the test split" + note
+    note = " (MAE: mean absolute error in stars)" if stars else ""
+    if pairwise:
+        note += ("; pairwise: SARC's own metric, in each pair of replies to one post the one scored more "
+                 "sarcastic is called sarcastic")
+    return table(header, rows) + "\n\nIn % on the test split" + note + ". One training run each (seed "
+    "`vars.seed`); the bench (`docs/performance.md`) gives mean ± sd over 3 seeds and bootstrap intervals."
 
 
 def per_class_table(record: Dict) -> str:
@@ -160,8 +165,9 @@ def readme_tables(sections: List[Tuple[str, Path]]) -> str:
                                              seconds(records["rnn"].get("train_seconds"))])
     parts = []
     if textcat:
-        parts.append(table(["Dataset", "spacy-rnn", "TF-IDF + LogReg", "spaCy BOW", "spaCy Ensemble",
-                            "spaCy BiLSTM", "spacy-rnn MAE", "spacy-rnn training"], textcat)
+        parts.append(table(["Dataset", "spacy-rnn", "spacy-rnn on phrases", "TF-IDF + LogReg", "fastText",
+                            "spaCy BOW", "spaCy Ensemble", "spaCy BiLSTM", "spacy-rnn MAE", "spacy-rnn training"],
+                           textcat)
                      + "\n\nAccuracy / macro-F1 in % on the test splits; MAE in stars.")
     if seq2seq:
         parts.append(table(["Dataset", "spacy-rnn", "most frequent title", "first 4 words", "TF-IDF nearest title",

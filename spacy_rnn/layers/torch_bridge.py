@@ -118,6 +118,27 @@ class TorchModuleShim(PyTorchShim):
                     parameter.copy_(updated)
                 parameter.grad.zero_()
 
+    @contextmanager
+    def use_params(self, params: Dict[Tuple[int, str], Any]) -> Iterator[None]:
+        """Use the weights in `params` (keyed like the optimizer's, by (shim
+        id, parameter name): e.g. `optimizer.averages`, which spaCy evaluates
+        and saves with) inside the block, the module's own afterwards."""
+        swapped = {}
+        if self._model is not None:
+            with torch.no_grad():
+                for name, parameter in self._model.named_parameters():
+                    if (self.id, name) in params:
+                        swapped[name] = parameter.detach().clone()
+                        parameter.copy_(xp2torch(params[(self.id, name)], device=parameter.device))
+        try:
+            yield
+        finally:
+            if swapped:
+                parameters = dict(self._model.named_parameters())
+                with torch.no_grad():
+                    for name, weights in swapped.items():
+                        parameters[name].copy_(weights)
+
     def __deepcopy__(self, memo: Dict[int, Any]) -> "TorchModuleShim":
         """A deep copy with a new id, as thinc gives a copied Model a new id:
         thinc's optimizers key a shim's parameters by (shim id, name), so a copy

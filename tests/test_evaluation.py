@@ -1,0 +1,139 @@
+"""The evaluation that the accuracy tables rest on: SARC's pairwise accuracy,
+the paired bootstrap interval, the fastText baseline and the bench's tables
+(mean ± sd over seeds, the comparison lines in words)."""
+import json
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import REPO
+
+
+@pytest.fixture
+def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "project" / "scripts"))
+    import baselines
+    import bench_accuracy
+    import evaluate
+
+    return evaluate, baselines, bench_accuracy
+
+
+def test_pairwise_accuracy_counts_each_pair_once(scripts):
+    evaluate, _, _ = scripts
+    groups = ["a", "a", "b", "b", "c", "c", "d", "e", "e"]
+    gold = ["S", "N", "N", "S", "S", "N", "S", "S", "S"]
+    scores = [0.9, 0.2, 0.6, 0.4, 0.5, 0.5, 0.9, 0.1, 0.8]  # P(S) of each Doc
+    correct = evaluate.pairwise_correct(groups, gold, scores, "S")
+    # a: right; b: the sincere reply scored higher, wrong; c: a tie, half; d (alone) and e (one label): left out
+    assert correct.tolist() == [1.0, 0.0, 0.5]
+    # with exclusive classes the other label's scores give the same answer
+    assert evaluate.pairwise_correct(groups, gold, [1 - s for s in scores], "N").tolist() == [1.0, 0.0, 0.5]
+
+
+def test_textcat_result_adds_pairwise_only_with_group_ids(scripts):
+    evaluate, _, _ = scripts
+    cats = [{"S": 0.9, "N": 0.1}, {"S": 0.7, "N": 0.3}, {"S": 0.2, "N": 0.8}, {"S": 0.4, "N": 0.6}]
+    gold, labels = ["S", "N", "N", "S"], ["S", "N"]
+    with_pairs = evaluate.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False, [1, 1, 2, 2])
+    assert with_pairs["metrics"]["accuracy"] == 0.5  # the second and fourth Docs are wrong
+    assert with_pairs["metrics"]["pairwise"] == 1.0 and with_pairs["metrics"]["n_pairs"] == 2
+    assert with_pairs["predictions"][3] == {"text": "z", "gold": "S", "pred": "N", "score": 0.6,
+                                            "scores": {"S": 0.4, "N": 0.6}, "group": 2}
+    assert "pairwise" not in evaluate.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False)["metrics"]
+
+
+def test_paired_bootstrap_known_answers(scripts):
+    _, _, bench = scripts
+    same = numpy.array([1.0, 0.0, 1.0, 1.0])
+    assert bench.paired_bootstrap(same, same) == (0.0, 0.0, 0.0)
+    assert bench.paired_bootstrap(numpy.ones(50), numpy.zeros(50)) == (1.0, 1.0, 1.0)
+    # 2,000 items: ours alone right on 400, theirs alone on 200. The difference is 0.1; its standard
+    # error is sd(d)/sqrt(n) = sqrt(0.3 - 0.01)/sqrt(2000) = 0.01204, so the 95% interval is ~0.1 ± 0.0236.
+    ours, theirs = numpy.zeros(2000), numpy.zeros(2000)
+    ours[:400] = 1
+    theirs[400:600] = 1
+    difference, low, high = bench.paired_bootstrap(ours, theirs)
+    assert difference == pytest.approx(0.1)
+    assert low == pytest.approx(0.1 - 0.0236, abs=0.005) and high == pytest.approx(0.1 + 0.0236, abs=0.005)
+    # pairing matters: right on the first 600 against the first 500 differs on only 100 items, so the
+    # interval is 0.05 ± 1.96 * sqrt(0.05 - 0.0025) / sqrt(2000) = 0.05 ± 0.0096; unpaired, far wider
+    ours, theirs = numpy.zeros(2000), numpy.zeros(2000)
+    ours[:600], theirs[:500] = 1, 1
+    difference, low, high = bench.paired_bootstrap(ours, theirs)
+    assert low == pytest.approx(0.05 - 0.0096, abs=0.003) and high == pytest.approx(0.05 + 0.0096, abs=0.003)
+    _, low_unpaired, high_unpaired = bench.paired_bootstrap(ours, numpy.roll(theirs, 1000))
+    assert high_unpaired - low_unpaired > 2 * (high - low)
+
+
+def write_run(out_dir, dataset, seed, key, golds, preds, groups=None, train_seconds=10.0):
+    folder = out_dir / dataset / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (gold, pred) in enumerate(zip(golds, preds)):
+        row = {"text": str(i), "gold": gold, "pred": pred, "score": 0.9, "scores": {"1": 0.9 if pred == "1" else 0.1,
+                                                                                   "0": 0.1 if pred == "1" else 0.9}}
+        if groups:
+            row["group"] = groups[i]
+        rows.append(row)
+    (folder / f"{key}_predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    accuracy = float(numpy.mean([g == p for g, p in zip(golds, preds)]))
+    record = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "train_seconds": train_seconds}
+    if groups:
+        record["pairwise"] = float(numpy.mean([row["scores"]["1"] > 0.5 for row in rows if row["gold"] == "1"]))
+    return record
+
+
+def test_bench_tables_give_mean_sd_and_say_when_a_difference_is_noise(scripts, tmp_path):
+    _, _, bench = scripts
+    rng = numpy.random.default_rng(0)
+    gold = ["1", "0"] * 200
+    groups = [i // 2 for i in range(400)]
+
+    def noisy(accuracy):
+        return [g if rng.random() < accuracy else ("0" if g == "1" else "1") for g in gold]
+
+    runs = {"textcat_lstm": [], "textcat_ensemble_lstm_w64": [], "tfidf": [], "bow": []}
+    seeds = {key: [] for key in runs}
+    for seed in (0, 1, 2):
+        for key, accuracy in (("textcat_lstm", 0.70), ("textcat_ensemble_lstm_w64", 0.71), ("bow", 0.70)):
+            runs[key].append(write_run(tmp_path, "sarcasm", seed, key, gold, noisy(accuracy), groups))
+            seeds[key].append(seed)
+    runs["tfidf"].append(write_run(tmp_path, "sarcasm", 0, "tfidf", gold, noisy(0.5), groups))
+    seeds["tfidf"].append(0)
+    table = bench.markdown(tmp_path, {"sarcasm": runs}, ["textcat_lstm.cfg", "textcat_ensemble_lstm_w64.cfg"],
+                           {"sarcasm": seeds}, "header")
+    lstm = [100 * run["accuracy"] for run in runs["textcat_lstm"]]
+    assert f"| spacy-rnn `textcat_lstm.cfg` | {numpy.mean(lstm):.1f} ± {numpy.std(lstm, ddof=1):.1f} |" in table
+    assert f"| TF-IDF + logistic regression | {100 * runs['tfidf'][0]['accuracy']:.1f} |" in table
+    assert "| deterministic |" in table and "| pairwise |" in table
+    lines = [line for line in table.splitlines() if line.startswith("- ")]
+    assert len(lines) == 4  # accuracy and pairwise, each for the best config and the RNN alone
+    assert lines[0].startswith("- `textcat_ensemble_lstm_w64`") and "vs spaCy TextCatBOW.v3" in lines[0]
+    assert lines[0].endswith("inside the noise (the interval contains 0)")  # 71 vs 70 on 400 Docs
+    assert lines[1].startswith("- `textcat_lstm`") and lines[1].endswith("(the RNN alone, no n-gram part)")
+
+
+def test_fasttext_baseline_learns_a_toy_task_and_keeps_pair_ids(scripts, tmp_path):
+    _, baselines, _ = scripts
+    nlp = spacy.blank("en")
+    words = {"POS": ["great", "lovely", "superb"], "NEG": ["awful", "boring", "dreadful"]}
+    rng = numpy.random.default_rng(0)
+    for split, n in (("train", 300), ("dev", 60), ("test", 60)):
+        docbin = DocBin(store_user_data=True)
+        for i in range(n):
+            label = "POS" if i % 2 else "NEG"
+            doc = nlp.make_doc(f"the film was {rng.choice(words[label])} and long")
+            doc.cats = {"POS": float(label == "POS"), "NEG": float(label == "NEG")}
+            doc.user_data["group"] = i // 2
+            docbin.add(doc)
+        docbin.to_disk(tmp_path / f"{split}.spacy")
+    record = baselines.fasttext_baseline(tmp_path, tmp_path / "out", stars=False, seed=0)
+    assert record["accuracy"] == 1.0 and record["pairwise"] == 1.0
+    assert record["settings"]["epoch"] in baselines.FASTTEXT_GRID["epoch"]
+    again = baselines.fasttext_baseline(tmp_path, tmp_path / "again", False, seed=1, settings=record["settings"])
+    assert again["settings"] == record["settings"] and again["seed"] == 1
+    rows = [json.loads(line) for line in (tmp_path / "out" / "fasttext_predictions.jsonl").read_text().splitlines()]
+    assert rows[0]["text"] == "the film was " + rows[0]["text"].split()[3] + " and long" and "group" in rows[0]
