@@ -8,7 +8,7 @@ encoder reads the first `max_source_length` tokens of each Doc (0: all), so
 that the padded memory the decoder attends to stays bounded.
 
 The copy decoder also needs the target id of each source token it reads
-(source ids, see `TargetVocab.copy_source`): its input is (Docs, target ids,
+(source ids, see `WordVocab.copy_source`): its input is (Docs, target ids,
 source ids), and target and source ids may hold extended ids, from nO on,
 for words of the source outside the target vocabulary. Its scores have one
 column per id of the extended vocabulary of the batch.

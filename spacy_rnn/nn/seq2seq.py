@@ -161,7 +161,9 @@ class EncoderDecoder(nn.Module):
         if decoder not in DECODERS:
             raise ValueError(f"Unknown decoder {decoder!r}: use one of {', '.join(DECODERS)}.")
         if coverage and decoder not in ATTENDING_DECODERS:
-            raise ValueError(f"Coverage needs an attention decoder ({' or '.join(ATTENDING_DECODERS)}), not {decoder!r}.")
+            raise ValueError(
+                f"Coverage needs an attention decoder ({' or '.join(ATTENDING_DECODERS)}), not {decoder!r}."
+            )
         self.decoder = decoder
         self.n_ids = nO
         self.coverage = coverage
