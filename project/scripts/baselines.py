@@ -202,7 +202,8 @@ def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
             predicted = doc.copy()
             predicted._.set(OUTPUT_ATTR, output)
             examples.append(Example(predicted, doc))
-        records.append(write_outputs(out_dir, key, TITLE_BASELINES[key], seq2seq_result(examples, OUTPUT_ATTR), {}))
+        result = seq2seq_result(examples, OUTPUT_ATTR, train_titles)
+        records.append(write_outputs(out_dir, key, TITLE_BASELINES[key], result, {}))
     return records
 
 

@@ -8,7 +8,10 @@ come, in OUT_DIR:
   per-class precision/recall/F1 and the confusion matrix (scikit-learn), and
   with `--stars` the mean absolute error in stars and the share of predictions
   within one star, and where the test Docs carry pair ids (SARC's pair_id,
-  kept by convert.py) SARC's pairwise accuracy. Seq2seq: ROUGE-1/2/L, BLEU and exact match. Both with
+  kept by convert.py) SARC's pairwise accuracy. Seq2seq: ROUGE-1/2/L, BLEU,
+  exact match, the shares of distinct outputs and of output words found in
+  the source, and with `--train-targets` the scores on the pairs whose
+  target has a word no training target has ("novel words"). Both with
   spaCy's own scores, its words/s, and the training time from train.json.
 - `<key>_predictions.jsonl`: text, gold and prediction for every test Doc;
 - `<key>_confusion.png` (classification): the confusion matrix as shares of
@@ -39,9 +42,9 @@ from spacy.training import Example  # noqa: E402
 from wasabi import msg  # noqa: E402
 
 from common import atomic_path, fail, read_json, write_json, write_jsonl  # noqa: E402
-from spacy_rnn.corpus import DataError, read_docs, read_jsonl  # noqa: E402
+from spacy_rnn.corpus import DataError, read_docs, read_jsonl, seq2seq_records  # noqa: E402
 from spacy_rnn.pipeline.targets import get_target  # noqa: E402
-from spacy_rnn.scoring import seq2seq_score  # noqa: E402
+from spacy_rnn.scoring import novel_word_scores, output_measures, seq2seq_score  # noqa: E402
 
 TEXTCAT_PIPES = ("textcat", "textcat_multilabel")
 SEQ2SEQ_PIPE = "rnn_seq2seq"
@@ -209,20 +212,27 @@ def textcat_result(texts: Sequence[str], gold: Sequence[str], cats: Sequence[Dic
     return {"metrics": result, "predictions": rows}
 
 
-def seq2seq_result(examples: List[Example], attr: str) -> Dict:
-    """Metrics (spacy_rnn's seq2seq scorer, without the s2s_ prefix) and rows
-    of examples whose predicted Docs carry a generated text in `doc._.<attr>`."""
-    result = {key[len("s2s_"):]: value for key, value in seq2seq_score(examples, output_attr=attr).items()}
+def seq2seq_result(examples: List[Example], attr: str, training_targets: Optional[Sequence[str]] = None) -> Dict:
+    """Metrics (spacy_rnn's seq2seq scores without the s2s_ prefix: ROUGE,
+    BLEU, the share of distinct outputs and of output words copied from the
+    source, and given the training targets the scores on the pairs whose
+    target has a word no training target has) and rows of examples whose
+    predicted Docs carry a generated text in `doc._.<attr>`."""
+    scores = {**seq2seq_score(examples, output_attr=attr), **output_measures(examples, output_attr=attr)}
+    if training_targets is not None:
+        scores.update(novel_word_scores(examples, training_targets, output_attr=attr))
+    result = {key[len("s2s_"):]: value for key, value in scores.items()}
     result["n"] = len(examples)
     rows = [{"text": eg.reference.text, "gold": get_target(eg.reference), "pred": eg.predicted._.get(attr)}
             for eg in examples]
     return {"metrics": result, "predictions": rows}
 
 
-def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool) -> Dict:
+def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool,
+                         training_targets: Optional[Sequence[str]] = None) -> Dict:
     """Metrics and rows of examples annotated by `nlp`."""
     if SEQ2SEQ_PIPE in nlp.pipe_names:
-        return seq2seq_result(examples, nlp.get_pipe(SEQ2SEQ_PIPE).cfg["output_attr"])
+        return seq2seq_result(examples, nlp.get_pipe(SEQ2SEQ_PIPE).cfg["output_attr"], training_targets)
     pipe = next((name for name in TEXTCAT_PIPES if name in nlp.pipe_names), None)
     if pipe is None:
         raise ValueError(f"No textcat, textcat_multilabel or {SEQ2SEQ_PIPE} in the pipeline {nlp.pipe_names}.")
@@ -271,8 +281,10 @@ def describe(nlp: Language) -> str:
 
 def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str],
                       stars: bool = False, log: Optional[Path] = None, train_info: Optional[Path] = None,
-                      gpu_id: int = -1) -> Dict:
-    """Evaluate a saved pipeline on test data (a DocBin, or seq2seq JSONL); returns the metrics record."""
+                      gpu_id: int = -1, train_targets: Optional[Path] = None) -> Dict:
+    """Evaluate a saved pipeline on test data (a DocBin, or seq2seq JSONL);
+    returns the metrics record. `train_targets`: the seq2seq training JSONL,
+    for the scores on pairs with words no training target has."""
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
@@ -286,7 +298,9 @@ def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, nam
     if log is not None:
         extra["best_dev"] = best_checkpoint(read_log(log))
     metric = score_name(nlp.config["training"]["score_weights"], spacy_scores)
-    return write_outputs(out_dir, key, name, evaluate_predictions(examples, nlp, stars), extra, log, metric)
+    training_targets = None if train_targets is None else [target for _, target in seq2seq_records(train_targets)]
+    result = evaluate_predictions(examples, nlp, stars, training_targets)
+    return write_outputs(out_dir, key, name, result, extra, log, metric)
 
 
 def summary(record: Dict) -> str:
@@ -305,11 +319,14 @@ def main(
     log: Optional[Path] = typer.Option(None, help="The training log.jsonl, for the learning curve"),
     train_info: Optional[Path] = typer.Option(None, help="The train.json written by scripts/train.py"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1: CPU"),
+    train_targets: Optional[Path] = typer.Option(
+        None, help="seq2seq: the training JSONL, to score the pairs whose target has a word no training target has"
+    ),
     # fmt: on
 ):
     """Evaluate a trained pipeline on the test split and draw its pictures."""
     try:
-        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id)
+        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id, train_targets)
     except DataError as err:
         fail(f"{err} Run the step that writes it again.")
     msg.good(f"{result['system']}: {summary(result)}", str(out_dir / f"{key}.json"))

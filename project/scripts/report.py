@@ -56,10 +56,17 @@ def table(header: List[str], rows: List[List[str]]) -> str:
 def comparison_table(records: Dict[str, Dict]) -> str:
     """All systems of a section, one row each."""
     if is_seq2seq(records):
-        header = ["System", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU", "exact match", "training"]
+        header = ["System", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU", "exact match", "distinct", "copied",
+                  "novel-words ROUGE-L (pairs)", "training"]
         rows = [[r["system"], pct(r["rouge1"]), pct(r["rouge2"]), pct(r["rougeL"]), pct(r["bleu"]), pct(r["exact"]),
+                 pct(r.get("distinct")), pct(r.get("copied")),
+                 f"{pct(r.get('novel_rougeL'))} ({r['novel_n']:,})" if r.get("novel_n") else "–",
                  seconds(r.get("train_seconds"))] for r in records.values()]
-        return table(header, rows) + "\n\nROUGE F1 and BLEU ×100, case-insensitive (`spacy_rnn.seq2seq_scorer.v1`)."
+        return table(header, rows) + (
+            "\n\nROUGE F1 and BLEU ×100, case-insensitive (`spacy_rnn.seq2seq_scorer.v1`); distinct: distinct "
+            "titles / reviews; copied: share of title words found in the review; novel words: the pairs whose "
+            "reference title has a word that no training title has."
+        )
     stars = "mae" in records["rnn"]
     pairwise = "pairwise" in records["rnn"]
     header = ["System", "accuracy", "macro-F1"] + (["pairwise"] if pairwise else [])
