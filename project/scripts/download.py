@@ -353,7 +353,7 @@ def copy_local(name: str, dataset: Dataset, data_dir: str, output_dir: Path) -> 
             dest.unlink()
             fail(f"{source} has the md5 {found}, and project.yml expects {asset['checksum']}: a truncated or "
                  f"different copy. Replace it with a complete one, or leave data_dir empty to download the data.")
-    msg.good(f"{name}: {len(dataset.files)} files copied, md5 checked", str(output_dir))
+    msg.good(f"{name}: {len(dataset.files)} file(s) copied, md5 checked", str(output_dir))
 
 
 def draw_sample(records: Records, sizes: Dict[str, int], seed: int = 0) -> Records:
