@@ -47,19 +47,22 @@ def json_objects(path: Path) -> Iterator[Tuple[int, Dict]]:
         raise DataError(f"{path}: cannot be read ({err}).") from None
 
 
-def read_jsonl(path: Union[str, Path], required: Sequence[str] = ("text",)) -> Iterator[Dict]:
+def read_jsonl(
+    path: Union[str, Path], required: Sequence[str] = ("text",), label_field: str = "label"
+) -> Iterator[Dict]:
     """Yield the records of a .jsonl or .jsonl.gz file, checking that each is a
     JSON object with the required fields, that `text` and `target` are strings
-    and that `label` is a string or an integer."""
+    and that the class (`label_field`, e.g. IMDB's `sentiment`) is a string or
+    an integer."""
     path = Path(path)
     for line_no, record in json_objects(path):
         missing = [field for field in required if field not in record]
         if missing:
             raise DataError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}.")
         check_strings(path, line_no, record, STRING_FIELDS)
-        label = record.get("label", "")
+        label = record.get(label_field, "")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise DataError(f"{path}:{line_no}: 'label' must be a string or an integer, got {label!r}.")
+            raise DataError(f"{path}:{line_no}: '{label_field}' must be a string or an integer, got {label!r}.")
         yield record
 
 

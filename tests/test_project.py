@@ -252,6 +252,23 @@ def test_commands_declare_their_scripts_and_the_code_they_train_with(project_yml
         assert command.get("outputs") or command.get("outputs_no_cache") or command["name"] == "readme"
 
 
+def test_every_textcat_baselines_step_writes_each_baseline(project_yml):
+    steps = [command for command in project_yml["commands"] if command["name"].startswith("baselines-")
+             and "baselines.py textcat" in command["script"][0]]
+    assert {step["name"] for step in steps} == {f"baselines-{d}" for d in ("sarcasm", "sst5", "marc", "imdb")}
+    for step in steps:
+        dataset = step["name"].split("-", 1)[1]
+        for key in ("tfidf", "bow", "ensemble", "bilstm", "fasttext"):
+            assert f"metrics/{dataset}/{key}.json" in step["outputs"], step["name"]
+
+
+def test_the_long_workflows_stay_out_of_all(project_yml):
+    workflows = project_yml["workflows"]
+    for name in ("imdb", "sst5-phrases"):
+        assert not (set(workflows[name]) - {"sources", "download-sst5"}) & set(workflows["all"]), name
+    assert "train-imdb" in workflows["imdb"] and "evaluate-sst5-phrases" in workflows["sst5-phrases"]
+
+
 @pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))
 def test_baseline_configs_resolve(config):
     nlp = spacy.util.load_model_from_config(spacy.util.load_config(PROJECT / "configs" / config), auto_fill=True)
@@ -334,12 +351,12 @@ def test_project_assets_are_copied_from_data_dir_with_their_checksums(shared_dat
     command = ["-m", "spacy", "project", "assets", str(project), "--vars.data_dir", str(shared_data)]
     first = run(command)
     assets = srsly.read_yaml(project / "project.yml")["assets"]
-    assert first.returncode == 0 and len(assets) == 11, first.stdout[-3000:]
+    assert first.returncode == 0 and len(assets) == 14, first.stdout[-3000:]
     assert "Checksum doesn't match" not in first.stdout and "fail" not in first.stdout.lower()
     for asset in assets:
         assert (project / asset["dest"]).is_file(), asset["dest"]
     second = run(command)
-    assert second.stdout.count("Skipping download with matching checksum") == 11, second.stdout[-3000:]
+    assert second.stdout.count("Skipping download with matching checksum") == 14, second.stdout[-3000:]
 
 
 def test_project_readme_is_what_spacy_project_document_writes():

@@ -9,11 +9,17 @@ output folder:
 
 Where the dataset has no dev split (no `--dev`), one is cut from train with a
 fixed seed, keeping records with the same `--group-by` value (SARC's pair_id)
-together. `--limit-train` / `--limit-eval` draw smaller slices (whole groups,
-fixed seed) for quick runs.
+together; each Doc keeps that value in `doc.user_data["group"]`, for pairwise
+scores. `--label-field` names the field with the class (IMDB: `sentiment`).
+With `--phrases`, `--train` is an SST tree file (PTB brackets, one sentence a
+line) and every labelled phrase of every tree becomes a training Doc (label =
+class + 1, repeats kept); dev and test stay whole sentences. `--limit-train` /
+`--limit-eval` draw smaller slices (whole groups, fixed seed) for quick runs.
 
     python scripts/convert.py textcat corpus/sarcasm --train assets/sarcasm/sarc_pol_balanced_train.jsonl \\
         --test assets/sarcasm/sarc_pol_balanced_test.jsonl --group-by pair_id
+    python scripts/convert.py textcat corpus/sst5_phrases --train assets/sst5/sst5_train_trees.txt --phrases \\
+        --dev assets/sst5/sst5_dev.jsonl --test assets/sst5/sst5_test.jsonl
 """
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,9 +32,10 @@ from tqdm import tqdm
 from wasabi import msg
 
 from common import atomic_path, fail, write_jsonl
+from download import sst_phrases
 from spacy_rnn.corpus import DataError, label_names, read_jsonl, textcat_docs
 
-REQUIRED = {"textcat": ("text", "label"), "seq2seq": ("text", "target")}
+KINDS = ("textcat", "seq2seq")
 
 
 def group_split(records: Sequence[Dict], size: float, seed: int, group_by: Optional[str]) -> Tuple[List, List]:
@@ -65,13 +72,44 @@ def sample(records: Sequence[Dict], limit: int, seed: int = 0, group_by: Optiona
     return group_split(records, max(1, limit * n_groups // len(records)), seed, group_by)[1]
 
 
+def read_records(path: Path, kind: str, group_by: Optional[str] = None, label_field: str = "label") -> List[Dict]:
+    """The checked records of a JSONL split; for textcat each one's class,
+    read from `label_field`, is its `label`."""
+    fields = ("text", label_field) if kind == "textcat" else ("text", "target")
+    records = read_jsonl(path, fields + ((group_by,) if group_by else ()), label_field)
+    if label_field == "label":
+        return list(records)
+    return [{**record, "label": record[label_field]} for record in records]
+
+
+def read_phrases(path: Path) -> List[Dict]:
+    """A training record for every node of every tree of an SST tree file:
+    the text of its leaves, label = class + 1 (1-5 stars), repeated phrases
+    kept (see `download.sst_phrases`)."""
+    records = []
+    try:
+        with path.open(encoding="utf8") as file_:
+            for line_no, line in enumerate(file_, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    phrases = sst_phrases(line.rstrip("\n"))
+                except DataError as err:
+                    raise DataError(f"{path}:{line_no}: {err}") from None
+                records.extend({"text": text, "label": label + 1} for label, text in phrases)
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read ({err}).") from None
+    return records
+
+
 def load_splits(kind: str, train: Path, test: Path, dev: Optional[Path], dev_share: float, group_by: Optional[str],
-                seed: int, limit_train: int, limit_eval: int) -> Dict[str, List[Dict]]:
+                seed: int, limit_train: int, limit_eval: int, label_field: str = "label",
+                phrases: bool = False) -> Dict[str, List[Dict]]:
     """Records per split; dev cut from train when not given; slices drawn."""
-    required = REQUIRED[kind] + ((group_by,) if group_by else ())
-    splits = {"train": list(read_jsonl(train, required)), "test": list(read_jsonl(test, required))}
+    splits = {"train": read_phrases(train) if phrases else read_records(train, kind, group_by, label_field),
+              "test": read_records(test, kind, group_by, label_field)}
     if dev:
-        splits["dev"] = list(read_jsonl(dev, required))
+        splits["dev"] = read_records(dev, kind, group_by, label_field)
     else:
         splits["train"], splits["dev"] = split_dev(splits["train"], dev_share, seed, group_by)
     limits = {"train": limit_train, "dev": limit_eval, "test": limit_eval}
@@ -80,13 +118,18 @@ def load_splits(kind: str, train: Path, test: Path, dev: Optional[Path], dev_sha
 
 def convert(kind: str, output_dir: Path, train: Path, test: Path, dev: Optional[Path] = None, dev_share: float = 0.1,
             group_by: Optional[str] = None, seed: int = 0, limit_train: int = 0, limit_eval: int = 0,
-            lang: str = "en", batch_size: int = 256, n_process: int = 1) -> None:
+            lang: str = "en", batch_size: int = 256, n_process: int = 1, label_field: str = "label",
+            phrases: bool = False) -> None:
     """Write train, dev and test (.spacy for textcat, .jsonl for seq2seq);
     raises a DataError naming the file and line of a bad record before any is
     written."""
-    if kind not in REQUIRED:
+    if kind not in KINDS:
         fail(f"Unknown kind '{kind}': use textcat or seq2seq.")
-    splits = load_splits(kind, train, test, dev, dev_share, group_by, seed, limit_train, limit_eval)
+    if phrases and (kind != "textcat" or dev is None or group_by):
+        fail("--phrases reads SST's training trees for textcat: give the dev sentences with --dev (a dev split cut "
+             "from the phrases would share sentences with train) and no --group-by.")
+    splits = load_splits(kind, train, test, dev, dev_share, group_by, seed, limit_train, limit_eval, label_field,
+                         phrases)
     nlp = spacy.blank(lang)
     labels: Optional[List[str]] = None
     if kind == "textcat":
@@ -97,7 +140,10 @@ def convert(kind: str, output_dir: Path, train: Path, test: Path, dev: Optional[
             continue
         docs = textcat_docs(nlp, records, labels, batch_size, n_process)
         docbin = DocBin(store_user_data=True)
-        for doc in tqdm(docs, total=len(records), desc=f"{output_dir.name} {split}", unit=" docs"):
+        progress = tqdm(docs, total=len(records), desc=f"{output_dir.name} {split}", unit=" docs")
+        for record, doc in zip(records, progress):
+            if group_by:
+                doc.user_data["group"] = record[group_by]
             docbin.add(doc)
         with atomic_path(output_dir / f"{split}.spacy") as tmp:
             docbin.to_disk(tmp)
@@ -109,11 +155,14 @@ def main(
     # fmt: off
     kind: str = typer.Argument(..., help="textcat (records with a 'label') or seq2seq (records with a 'target')"),
     output_dir: Path = typer.Argument(..., help="Folder for train, dev and test (.spacy or .jsonl)"),
-    train: Path = typer.Option(..., help="Training records (.jsonl or .jsonl.gz)"),
+    train: Path = typer.Option(..., help="Training records (.jsonl or .jsonl.gz), or with --phrases SST's trees"),
     test: Path = typer.Option(..., help="Test records"),
     dev: Optional[Path] = typer.Option(None, help="Dev records; without them a dev split is cut from train"),
     dev_share: float = typer.Option(0.1, help="Share of train that becomes dev"),
-    group_by: Optional[str] = typer.Option(None, help="Field whose records stay on one side of a split (pair_id)"),
+    group_by: Optional[str] = typer.Option(None, help="Field whose records stay on one side of a split (pair_id); "
+                                                   "each Doc keeps it in user_data['group']"),
+    label_field: str = typer.Option("label", help="textcat: the field with each record's class (IMDB: sentiment)"),
+    phrases: bool = typer.Option(False, "--phrases", help="--train is an SST tree file: every labelled phrase trains"),
     seed: int = typer.Option(0, help="Seed of the dev cut and the slices"),
     limit_train: int = typer.Option(0, help="About this many training records, whole groups (0: all)"),
     limit_eval: int = typer.Option(0, help="About this many dev and test records each (0: all)"),
@@ -125,7 +174,7 @@ def main(
     """Convert a dataset's JSONL splits into training, dev and test data."""
     try:
         convert(kind, output_dir, train, test, dev, dev_share, group_by, seed, limit_train, limit_eval, lang,
-                batch_size, n_process)
+                batch_size, n_process, label_field, phrases)
     except DataError as err:
         fail(f"{err} Fix the record (or download the data again) and rerun.")
 

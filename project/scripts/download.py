@@ -11,6 +11,9 @@ shared/data (see its PROVENANCE.md). Two ways, the same files:
   at the local copy's sizes (the official test split stays whole), so that
   the docs' figures can be reproduced.
 
+`sst5-trees` is SST's training split as PTB trees, one sentence a line, with
+a class on every phrase (for training on all of them); `imdb` is gzipped JSONL.
+
     python scripts/download.py sarcasm assets/sarcasm --data-dir ../../shared/data
     python scripts/download.py marc assets/marc_en --sample
 """
@@ -21,25 +24,28 @@ import io
 import json
 import random
 import re
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+import srsly
 import typer
 from tqdm import tqdm
 from wasabi import msg
 from weasel.cli.assets import fetch_asset
 from weasel.util import download_file, get_checksum, load_project_config
 
-from common import atomic_path, fail, write_jsonl
+from common import atomic_path, fail
 from spacy_rnn.corpus import DataError
 
 PROJECT = Path(__file__).resolve().parents[1]
-Records = Dict[str, List[Dict]]  # split -> records
+Records = Dict[str, List[Any]]  # split -> records (for a .txt file: its lines)
 
 SARC_URL = "https://nlp.cs.princeton.edu/SARC/2.0/pol/"
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 MARC_ID = "mteb/amazon_reviews_multi"
 # The Kaggle original needs a login; this public copy of the same CSV is where shared/data took it from.
 WECR_URL = (
@@ -106,30 +112,112 @@ def convert_sarc(paths: Dict[str, Path]) -> Records:
 
 # --- SST-5 -----------------------------------------------------------------------------------------
 
-SST_LEAF = re.compile(r"\((\d) ([^()]+)\)")
+PTB_TOKEN = re.compile(r"[()]|[^ ()]+")  # words are split on spaces only: a few hold a no-break space
 PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")"}
+SST_CLASSES = {str(c) for c in range(len(SST_LABELS))}
+
+
+def ptb_word(token: str) -> str:
+    """A leaf of the tree files as text: brackets and slashes unescaped."""
+    return PTB_ESCAPES.get(token, token).replace("\\/", "/").replace("\\*", "*")
+
+
+def sst_phrases(tree: str) -> List[Tuple[int, str]]:
+    """(class 0-4, text) of every node of an SST tree such as
+    `(3 (2 It) (4 (4 works) (2 .)))`, the root first, then each node before
+    its children: a node's text is its leaves joined by spaces (`ptb_word`).
+    Raises a DataError saying what is wrong with a malformed tree."""
+    labels: List[int] = []
+    words: List[List[str]] = []
+    open_nodes: List[int] = []
+    tokens = iter(PTB_TOKEN.findall(tree))
+    for token in tokens:
+        if token == "(":
+            label = next(tokens, "")
+            if label not in SST_CLASSES:
+                raise DataError(f"expected a class 0-4 after '(', got {label!r}.")
+            if labels and not open_nodes:
+                raise DataError("a second tree starts after the first one closed; write one tree per line.")
+            open_nodes.append(len(labels))
+            labels.append(int(label))
+            words.append([])
+        elif token == ")":
+            if not open_nodes:
+                raise DataError("a ')' closes no node: the brackets do not balance.")
+            node = open_nodes.pop()
+            if not words[node]:
+                raise DataError(f"a node of class {labels[node]} has no words.")
+            if open_nodes:
+                words[open_nodes[-1]].extend(words[node])
+        elif open_nodes:
+            words[open_nodes[-1]].append(ptb_word(token))
+        else:
+            raise DataError(f"{token!r} lies outside the tree's brackets.")
+    if open_nodes or not labels:
+        raise DataError("the brackets do not balance." if labels else "no tree on the line.")
+    return [(label, " ".join(leaves)) for label, leaves in zip(labels, words)]
 
 
 def sst_record(tree: str) -> Dict:
-    """A sentence of the PTB tree files: its leaves joined by spaces, brackets
-    and slashes unescaped; label = root class + 1 (1-5 stars)."""
-    root = int(tree.strip()[1])
-    tokens = [PTB_ESCAPES.get(token, token).replace("\\/", "/").replace("\\*", "*")
-              for _, token in SST_LEAF.findall(tree)]
-    return {"text": " ".join(tokens), "label": root + 1, "label_text": SST_LABELS[root]}
+    """A sentence of the PTB tree files: the text of the root (see
+    `sst_phrases`); label = root class + 1 (1-5 stars)."""
+    root, text = sst_phrases(tree)[0]
+    return {"text": text, "label": root + 1, "label_text": SST_LABELS[root]}
 
 
 def fetch_sst(raw_dir: Path) -> Path:
     return fetch_url(SST_URL, raw_dir)
 
 
+def sst_trees(archive: zipfile.ZipFile, split: str) -> List[str]:
+    """The trees of a split of the Stanford zip, one a line."""
+    return [line for line in archive.read(f"trees/{split}.txt").decode("utf8").splitlines() if line.strip()]
+
+
 def convert_sst(zip_path: Path) -> Records:
     records = {}
     with zipfile.ZipFile(zip_path) as archive:
         for split in ("train", "dev", "test"):
-            lines = [line for line in archive.read(f"trees/{split}.txt").decode("utf8").splitlines() if line.strip()]
-            records[split] = [sst_record(line) for line in tqdm(lines, desc=f"SST-5 {split}", unit=" sentences")]
+            trees = sst_trees(archive, split)
+            records[split] = [sst_record(tree) for tree in tqdm(trees, desc=f"SST-5 {split}", unit=" sentences")]
     return records
+
+
+def convert_sst_trees(zip_path: Path) -> Records:
+    with zipfile.ZipFile(zip_path) as archive:
+        return {"train": sst_trees(archive, "train")}
+
+
+# --- IMDB (aclImdb v1) ---------------------------------------------------------------------------------
+
+IMDB_FILE = re.compile(r"aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt")
+
+
+def imdb_records(files: Iterable[Tuple[str, str]]) -> Records:
+    """aclImdb's labelled reviews from (name in the archive, text) pairs, as in
+    the offline copy: the whole file as text, label = the rating of the file
+    name `<number>_<rating>.txt` (1-10), sentiment = its folder (pos, neg),
+    id = `<split>_<sentiment>_<number>`, sorted by sentiment and number. Other
+    files (the unlabelled `unsup` reviews, word lists) are left out."""
+    found: Dict[str, List] = {"train": [], "test": []}
+    for name, text in files:
+        match = IMDB_FILE.fullmatch(name)
+        if match:
+            split, sentiment, number, rating = match.groups()
+            record = {"text": text, "label": int(rating), "sentiment": sentiment, "id": f"{split}_{sentiment}_{number}"}
+            found[split].append(((sentiment, int(number)), record))
+    return {split: [record for _, record in sorted(rows, key=lambda row: row[0])] for split, rows in found.items()}
+
+
+def fetch_imdb(raw_dir: Path) -> Path:
+    return fetch_url(IMDB_URL, raw_dir)
+
+
+def convert_imdb(tar_path: Path) -> Records:
+    with tarfile.open(tar_path, "r:gz") as archive:
+        members = (member for member in archive if member.isfile() and IMDB_FILE.fullmatch(member.name))
+        files = ((member.name, archive.extractfile(member).read().decode("utf8")) for member in members)
+        return imdb_records(tqdm(files, desc="IMDB", unit=" reviews"))
 
 
 # --- MARC-en -----------------------------------------------------------------------------------------
@@ -201,6 +289,13 @@ DATASETS = {
         fetch=fetch_sst,
         convert=convert_sst,
     ),
+    "sst5-trees": Dataset(
+        files={"train": "sst5_train_trees.txt"},
+        counts={"train": 8544},
+        sources=f"the Stanford Sentiment Treebank's training trees from {SST_URL}",
+        fetch=fetch_sst,
+        convert=convert_sst_trees,
+    ),
     "marc": Dataset(
         files={"train": "marc_en_train.jsonl", "dev": "marc_en_dev.jsonl", "test": "marc_en_test.jsonl"},
         counts={"train": 200000, "dev": 5000, "test": 5000},
@@ -208,6 +303,13 @@ DATASETS = {
         fetch=fetch_marc,
         convert=convert_marc,
         sample={"train": 11220, "dev": 1238},
+    ),
+    "imdb": Dataset(
+        files={"train": "imdb_train.jsonl.gz", "test": "imdb_test.jsonl.gz"},
+        counts={"train": 25000, "test": 25000},
+        sources=f"the IMDB Large Movie Review Dataset (aclImdb v1) from {IMDB_URL}",
+        fetch=fetch_imdb,
+        convert=convert_imdb,
     ),
     "titles": Dataset(
         files={
@@ -251,7 +353,7 @@ def copy_local(name: str, dataset: Dataset, data_dir: str, output_dir: Path) -> 
             dest.unlink()
             fail(f"{source} has the md5 {found}, and project.yml expects {asset['checksum']}: a truncated or "
                  f"different copy. Replace it with a complete one, or leave data_dir empty to download the data.")
-    msg.good(f"{name}: {len(dataset.files)} files copied, md5 checked", str(output_dir))
+    msg.good(f"{name}: {len(dataset.files)} file(s) copied, md5 checked", str(output_dir))
 
 
 def draw_sample(records: Records, sizes: Dict[str, int], seed: int = 0) -> Records:
@@ -261,6 +363,17 @@ def draw_sample(records: Records, sizes: Dict[str, int], seed: int = 0) -> Recor
     random.Random(seed).shuffle(pool)
     n_train = sizes["train"]
     return {"train": pool[:n_train], "dev": pool[n_train:n_train + sizes["dev"]], "test": records["test"]}
+
+
+def write_split(path: Path, rows: List[Any]) -> None:
+    """Records as JSONL (gzip-compressed for .gz), or lines of text (.txt)."""
+    with atomic_path(path) as tmp:
+        if path.suffix == ".txt":
+            tmp.write_text("".join(f"{row}\n" for row in rows), encoding="utf8")
+        elif path.suffix == ".gz":
+            srsly.write_gzip_jsonl(tmp, rows)
+        else:
+            srsly.write_jsonl(tmp, rows)
 
 
 def download(name: str, dataset: Dataset, output_dir: Path, sample: bool = False) -> None:
@@ -283,7 +396,7 @@ def download(name: str, dataset: Dataset, output_dir: Path, sample: bool = False
     if sample:
         records = draw_sample(records, dataset.sample)
     for split, file_name in dataset.files.items():
-        write_jsonl(output_dir / file_name, records[split])
+        write_split(output_dir / file_name, records[split])
     msg.good(f"{name}: wrote {', '.join(f'{split} {len(records[split]):,}' for split in dataset.files)} rows",
              str(output_dir))
 
@@ -291,12 +404,12 @@ def download(name: str, dataset: Dataset, output_dir: Path, sample: bool = False
 def main(
     # fmt: off
     name: str = typer.Argument(..., help=f"The dataset: {', '.join(DATASETS)}"),
-    output_dir: Path = typer.Argument(..., help="Folder to write the JSONL files to"),
+    output_dir: Path = typer.Argument(..., help="Folder to write the dataset's files to"),
     data_dir: str = typer.Option("", help="A local copy of the data (seen from project/); empty: download"),
     sample: bool = typer.Option(False, "--sample", help="MARC-en download: train and dev at the local copy's sizes"),
     # fmt: on
 ):
-    """Put one dataset into the project's assets as JSON Lines."""
+    """Put one dataset into the project's assets as JSON Lines (SST's trees as text)."""
     if name not in DATASETS:
         fail(f"Unknown dataset '{name}': choose from {', '.join(DATASETS)}.")
     if data_dir:
