@@ -105,8 +105,11 @@ def test_smoke_sarcasm_metrics_and_pictures(smoke):
     assert "mae" not in rnn
     assert rnn["spacy_scores"]["cats_macro_f"] == pytest.approx(rnn["macro_f1"])
     assert rnn["words_per_second"] > 0 and rnn["train_seconds"] > 0
-    for key in ("tfidf", "bow", "ensemble", "bilstm"):
+    for key in ("tfidf", "fasttext", "bow", "ensemble", "bilstm"):
         assert_classifier_metrics(load_json(metrics / f"{key}.json"), 100, labels)
+    for key in ("rnn", "tfidf", "fasttext"):  # SARC's pairwise accuracy from the pair ids convert keeps
+        record = load_json(metrics / f"{key}.json")
+        assert record["n_pairs"] == 50 and fraction(record["pairwise"])
     for picture in ("rnn_confusion.png", "rnn_learning_curve.png", "bilstm_learning_curve.png"):
         assert_png(metrics / picture)
     log = [json.loads(line) for line in (project / "training" / "smoke_sarcasm" / "log.jsonl").read_text().splitlines()]
@@ -133,6 +136,10 @@ def test_smoke_titles_scores_and_examples(smoke):
         assert record["n"] == 100
         assert all(fraction(record[name]) for name in ("rouge1", "rouge2", "rougeL", "bleu", "exact"))
     assert load_json(metrics / "first_words.json")["rouge1"] > 0
+    for key in ("rnn", "first_words"):
+        record = load_json(metrics / f"{key}.json")
+        assert fraction(record["distinct"]) and fraction(record["copied"]) and record["novel_n"] > 0
+    assert load_json(metrics / "first_words.json")["copied"] == 1.0  # the review's own first words
     rows = [json.loads(line) for line in (metrics / "rnn_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 100 and all(row["gold"] and isinstance(row["pred"], str) for row in rows)
     assert_png(metrics / "rnn_learning_curve.png")

@@ -207,6 +207,20 @@ def markdown(out_dir: Path, results: Dict[str, Dict[str, List[Dict]]], configs: 
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def summary(results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str]) -> str:
+    """One table of test accuracy, mean ± sd over the seeds: systems × datasets."""
+    datasets = list(results)
+    keys = [key_of(config) for config in configs] + [key for key in BASELINES
+                                                     if any(key in records for records in results.values())]
+    lines = ["| system | " + " | ".join(DATASETS[d].name for d in datasets) + " |",
+             "|---|" + "---:|" * len(datasets)]
+    for key in keys:
+        name = f"spacy-rnn `{key}.cfg`" if key not in BASELINES else BASELINES[key]
+        cells = [mean_sd([r["accuracy"] for r in results[d][key]]) if key in results[d] else "–" for d in datasets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int) -> str:
     epochs = overrides.get("training.max_epochs", "the config's")
     return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
@@ -224,6 +238,9 @@ def main(
     seeds: str = typer.Option("0 1 2", help="Training seeds, separated by spaces"),
     heavy_max_epochs: int = typer.Option(2, help="max_epochs on IMDB and on SST-5 phrases"),
     readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy tables in this page"),
+    summary_page: Optional[Path] = typer.Option(
+        None, "--summary", help="Replace the bench-summary table (accuracy only) in this page (the README)"
+    ),
     reuse: bool = typer.Option(False, "--reuse", help="Keep the records of earlier runs in out_dir (resume)"),
     # fmt: on
 ):
@@ -268,6 +285,8 @@ def main(
     write_text(out_dir / "accuracy.md", report)
     if readme:
         write_between_markers(readme, "bench-accuracy", report)
+    if summary_page:
+        write_between_markers(summary_page, "bench-summary", summary(runs, config_names))
 
 
 if __name__ == "__main__":
