@@ -68,7 +68,7 @@ def test_paired_bootstrap_known_answers(scripts):
     assert high_unpaired - low_unpaired > 2 * (high - low)
 
 
-def write_run(out_dir, dataset, seed, key, golds, preds, groups=None, train_seconds=10.0):
+def write_run(out_dir, dataset, seed, key, golds, preds, groups=None):
     folder = out_dir / dataset / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -80,7 +80,7 @@ def write_run(out_dir, dataset, seed, key, golds, preds, groups=None, train_seco
         rows.append(row)
     (folder / f"{key}_predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     accuracy = float(numpy.mean([g == p for g, p in zip(golds, preds)]))
-    record = {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "train_seconds": train_seconds}
+    record = {"accuracy": accuracy, "macro_f1": accuracy - 0.01}
     if groups:
         record["pairwise"] = float(numpy.mean([row["scores"]["1"] > 0.5 for row in rows if row["gold"] == "1"]))
     return record

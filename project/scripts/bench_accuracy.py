@@ -162,7 +162,7 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
     info = DATASETS[dataset]
     pairwise = all("pairwise" in runs[0] for runs in records.values())
     header = ["system", "accuracy", "macro-F1"] + (["pairwise"] if pairwise else []) + \
-        (["MAE (stars)"] if info.stars else []) + ["training s", "seeds"]
+        (["MAE (stars)"] if info.stars else []) + ["seeds"]
     lines = [f"#### {info.name}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for key, runs in records.items():
         name = f"spacy-rnn `{key}.cfg`" if key not in BASELINES else BASELINES[key]
@@ -171,8 +171,7 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
             cells.append(mean_sd([r["pairwise"] for r in runs]))
         if info.stars:
             cells.append(mean_sd([r["mae"] for r in runs], scale=1.0, digits=3))
-        cells += [f"{numpy.mean([r.get('train_seconds', 0) for r in runs]):.0f}",
-                  "deterministic" if key in DETERMINISTIC else str(len(runs))]
+        cells.append("deterministic" if key in DETERMINISTIC else str(len(runs)))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     theirs = [key for key in records if key in BASELINES]
