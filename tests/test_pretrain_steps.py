@@ -144,7 +144,7 @@ def test_pretrain_resumes_after_an_interruption_and_skips_when_done(toy, tmp_pat
     epoch0 = (out / "model0.bin").read_bytes()
 
     info = pretrain.pretrain(config, out, overrides)
-    assert "Resuming after epoch 0" in capsys.readouterr().out
+    assert "resuming after epoch 0" in capsys.readouterr().out
     assert info["finished"] and info["resumed_after_epoch"] == 0 and len(info["epoch_losses"]) == 2
     assert info["words_per_epoch"] == sum(len(text.split()) for text in CORPUS) * 10
     assert epochs_logged(out) == [0, 1, 2]

@@ -32,7 +32,6 @@ import typer
 from spacy.training.pretrain import pretrain as spacy_pretrain
 from spacy.util import load_config
 from thinc.api import Config, require_gpu
-from wasabi import msg
 
 from common import config_overrides, fail, read_json, run_with_overrides, write_json, write_jsonl
 
@@ -117,8 +116,8 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
     write_jsonl(output_dir / "log.jsonl", rows)  # spaCy appends to it
     write_json(output_dir / INFO, {**settings, "finished": False})
     resume = output_dir / f"model{len(rows) - 1}.bin" if rows else None
-    msg.info(f"Resuming after epoch {len(rows) - 1} ({resume})" if resume else "Starting at epoch 0",
-             f"{max_epochs} epochs over {paths['raw_text']}")
+    start_at = f"resuming after epoch {len(rows) - 1} ({resume})" if resume else "starting at epoch 0"
+    typer.echo(f"ℹ Pretraining {max_epochs} epochs over {paths['raw_text']}, {start_at}")
     if gpu_id >= 0:
         require_gpu(gpu_id)
     start = time.perf_counter()
@@ -153,11 +152,11 @@ def main(
     one; further options (--section.key value) override the config."""
     info = pretrain(config, output_dir, config_overrides(ctx.args), gpu_id)
     if info is None:
-        msg.good(f"{output_dir / 'model-last.bin'} is pretrained with these settings: nothing to do")
+        typer.echo(f"✔ {output_dir / 'model-last.bin'} is pretrained with these settings: nothing to do")
     else:
-        msg.good(f"Pretrained {output_dir / 'model-last.bin'} in {info['seconds']:.0f} s",
-                 f"{info['words_per_epoch']:,} words × {info['max_epochs']} epochs, "
-                 f"{info['words_per_second']:,} words/s; loss of each epoch: {info['epoch_losses']}")
+        typer.echo(f"✔ Pretrained {output_dir / 'model-last.bin'} in {info['seconds']:.0f} s: "
+                   f"{info['words_per_epoch']:,} words × {info['max_epochs']} epochs, "
+                   f"{info['words_per_second']:,} words/s; loss of each epoch: {info['epoch_losses']}")
 
 
 if __name__ == "__main__":
