@@ -163,13 +163,18 @@ def test_pretrain_resumes_after_an_interruption_and_skips_when_done(toy, tmp_pat
     assert (out / "model0.bin").read_bytes() != epoch0 and not (out / "model2.bin").exists()
 
 
-def test_pretrain_starts_afresh_when_the_texts_change(toy, tmp_path):
+def test_pretrain_starts_afresh_when_the_texts_or_the_code_change(toy, tmp_path, monkeypatch):
     config, overrides = toy
+    overrides = {**overrides, "pretraining.max_epochs": 1}
     out = tmp_path / "pretrained"
-    pretrain.pretrain(config, out, {**overrides, "pretraining.max_epochs": 1})
+    pretrain.pretrain(config, out, overrides)
     write_jsonl(tmp_path / "texts.jsonl", [{"text": text} for text in CORPUS * 5])
-    info = pretrain.pretrain(config, out, {**overrides, "pretraining.max_epochs": 1})
+    info = pretrain.pretrain(config, out, overrides)
     assert info["resumed_after_epoch"] is None and info["words_per_epoch"] == 5 * sum(map(len, map(str.split, CORPUS)))
+    assert pretrain.pretrain(config, out, overrides) is None
+    fingerprint = pretrain.sources.fingerprint
+    monkeypatch.setattr(pretrain.sources, "fingerprint", lambda paths: fingerprint(paths) + "changed  lm.py\n")
+    assert pretrain.pretrain(config, out, overrides)["resumed_after_epoch"] is None
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -4,8 +4,8 @@ Runs spaCy's pretraining (the same as `python -m spacy pretrain CONFIG
 OUTPUT_DIR ...overrides`), which writes OUTPUT_DIR/model0.bin, model1.bin, ...
 after each epoch, model-last.bin and log.jsonl, and writes
 OUTPUT_DIR/pretrain.json: the settings, and once finished the words, seconds
-and the loss of each epoch. The settings are the config with its overrides
-and the md5s of the texts and the word list. Run again:
+and the loss of each epoch. The settings are the config with its overrides,
+the md5s of the texts and the word list, and the spacy_rnn code. Run again:
 
 - with the same settings, after a finished run: nothing to do;
 - with the same settings but for [pretraining] max_epochs, after an
@@ -33,6 +33,8 @@ from spacy.training.pretrain import pretrain as spacy_pretrain
 from spacy.util import load_config
 from thinc.api import Config, require_gpu
 
+import sources
+import spacy_rnn
 from common import config_overrides, fail, read_json, run_with_overrides, write_json, write_jsonl
 
 INFO = "pretrain.json"
@@ -68,10 +70,13 @@ def check_inputs(config: Config) -> Dict[str, Path]:
 
 def fingerprint(config: Config, paths: Dict[str, Path]) -> str:
     """md5 of what decides the weights of an epoch: the config (max_epochs
-    left out: more epochs continue the same run) and the input files."""
+    left out: more epochs continue the same run), the input files and the
+    spacy_rnn code."""
     settings = config.copy()
     del settings["pretraining"]["max_epochs"]
-    text = settings.to_str() + "".join(f"\n{key}={file_md5(path)}" for key, path in sorted(paths.items()))
+    package = Path(spacy_rnn.__file__).parent
+    code = sources.fingerprint([package]).replace(package.as_posix(), "spacy_rnn")
+    text = settings.to_str() + "".join(f"\n{key}={file_md5(path)}" for key, path in sorted(paths.items())) + code
     return hashlib.md5(text.encode("utf8")).hexdigest()
 
 
