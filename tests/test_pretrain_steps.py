@@ -181,11 +181,13 @@ def test_pretrain_starts_afresh_when_the_texts_or_the_code_change(toy, tmp_path,
     ({"paths.lm_words": None}, "paths.lm_words = None: no such file. Give --paths.lm_words PATH"),
     ({"paths.raw_text": "missing.jsonl"}, "/missing.jsonl': no such file. Give --paths.raw_text PATH"),
     ({"paths.raw_text": "texts.jsonl.gz"}, "spaCy's JsonlCorpus reads .jsonl files only"),
+    ({"pretraining.max_epochs": 0}, "[pretraining] max_epochs = 0: give --pretraining.max_epochs 1 or more"),
 ])
 def test_pretrain_names_missing_inputs(toy, tmp_path, overrides, message, capsys):
     config, paths = toy
     (tmp_path / "texts.jsonl.gz").write_bytes(b"")
-    overrides = {key: str(tmp_path / value) if isinstance(value, str) else value for key, value in overrides.items()}
+    overrides = {key: str(tmp_path / value) if key.startswith("paths") and value else value
+                 for key, value in overrides.items()}
     with pytest.raises(SystemExit):
         pretrain.pretrain(config, tmp_path / "pretrained", {**paths, **overrides})
     assert message in capsys.readouterr().err
@@ -215,4 +217,7 @@ def test_pretrain_on_the_gpu_gives_weights_that_load_on_the_cpu(toy, tmp_path):
     assert info["gpu_id"] == 0 and info["epoch_losses"][1] < info["epoch_losses"][0]
     nlp = textcat_nlp()
     nlp.initialize(lambda: examples(nlp))
-    nlp.get_pipe("textcat").model.get_ref("encoder").from_bytes((tmp_path / "pretrained" / "model-last.bin").read_bytes())
+    encoder = nlp.get_pipe("textcat").model.get_ref("encoder")
+    weights = (tmp_path / "pretrained" / "model-last.bin").read_bytes()
+    encoder.from_bytes(weights)
+    assert_same_weights(encoder.to_bytes(), weights)

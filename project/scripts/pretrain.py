@@ -106,10 +106,11 @@ def clear(output_dir: Path, keep_epochs: int = 0) -> None:
 def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Optional[Dict]:
     """Pretrain, resume or skip (see the module's docstring); returns what
     pretrain.json records, None when there was nothing to do."""
-    raw_config = load_config(config_path, overrides=overrides, interpolate=False)
-    config = raw_config.interpolate()
+    config = load_config(config_path, overrides=overrides, interpolate=True)
     paths = check_inputs(config)
     max_epochs = config["pretraining"]["max_epochs"]
+    if not isinstance(max_epochs, int) or max_epochs < 1:
+        fail(f"[pretraining] max_epochs = {max_epochs!r}: give --pretraining.max_epochs 1 or more.")
     settings = {"config": str(config_path), "overrides": overrides, "fingerprint": fingerprint(config, paths),
                 "max_epochs": max_epochs}
     info = read_json(output_dir / INFO) if (output_dir / INFO).exists() else {}

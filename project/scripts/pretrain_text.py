@@ -107,9 +107,9 @@ def main(
         fail(f"The first text has more than --max-words {max_words} tokens: raise --max-words.")
     write_jsonl(output_dir / "texts.jsonl", ({"text": text} for text in kept))
     read = ", ".join(f"{spec}: {n:,}" for spec, n in counts.items())
-    typer.echo(f"✔ Wrote {len(kept):,} texts, {n_words:,} tokens, to {output_dir / 'texts.jsonl'}. Texts read: {read}; "
-               f"{sum(counts.values()) - len(texts):,} duplicates and {len(texts) - len(kept):,} texts over "
-               "--max-words left out.")
+    typer.echo(f"✔ Wrote {len(kept):,} texts, {n_words:,} tokens, to {output_dir / 'texts.jsonl'}. "
+               f"Texts read: {read}; {sum(counts.values()) - len(texts):,} duplicates and "
+               f"{len(texts) - len(kept):,} texts over --max-words left out.")
     lm_words.main([output_dir / "texts.jsonl"], output_dir / "lm_words.txt", max_words=vocab, lang=lang)
 
 
