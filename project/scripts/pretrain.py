@@ -161,7 +161,7 @@ def main(
         typer.echo(f"✔ {output_dir / 'model-last.bin'} is pretrained with these settings: nothing to do")
     else:
         typer.echo(f"✔ Pretrained {output_dir / 'model-last.bin'} in {info['seconds']:.0f} s: "
-                   f"{info['words_per_epoch']:,} words × {info['max_epochs']} epochs, "
+                   f"{info['max_epochs']} × {info['words_per_epoch']:,} words, "
                    f"{info['words_per_second']:,} words/s; loss of each epoch: {info['epoch_losses']}")
 
 
