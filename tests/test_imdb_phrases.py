@@ -196,3 +196,15 @@ def test_every_doc_keeps_its_group(tmp_path):
         assert all(sum(other.user_data["group"] == doc.user_data["group"] for other in docs) == 2 for doc in docs)
     convert.convert("textcat", tmp_path / "plain", path, path, dev_share=0.25)
     assert all("group" not in doc.user_data for doc in read_split(tmp_path / "plain", "train"))
+
+
+def test_reddit_rows_become_pairs_with_context_without_sarc_test_replies():
+    rows = [{"post_id": "p1", "post": "Title one", "reply": "Sure, great idea", "sarcasm": "1"},
+            {"post_id": "p1", "post": "Title one", "reply": "I disagree", "sarcasm": "0"},
+            {"post_id": "p2", "post": "Title two", "reply": "Held OUT reply", "sarcasm": "0"},
+            {"post_id": "p2", "post": "Title two", "reply": "oh wonderful", "sarcasm": "1"}]
+    records = download.reddit_records(rows, held_out={"held out reply"})
+    assert records == [
+        {"text": "Sure, great idea", "label": "SARCASM", "context": ["Title one"], "post_id": "p1"},
+        {"text": "I disagree", "label": "NOT_SARCASM", "context": ["Title one"], "post_id": "p1"},
+    ]  # the whole pair p2 goes: one of its replies is a SARC-pol test reply

@@ -28,7 +28,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 import srsly
 import typer
@@ -47,6 +47,8 @@ SARC_URL = "https://nlp.cs.princeton.edu/SARC/2.0/pol/"
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 MARC_ID = "mteb/amazon_reviews_multi"
+REDDIT_URL = ("https://raw.githubusercontent.com/lindenmg/Sarcasm-Detection/"
+              "265e63262b16cd819b8a6149a963f81f3a02edd9/data/test.csv")
 # The Kaggle original needs a login; this public copy of the same CSV is where shared/data took it from.
 WECR_URL = (
     "https://github.com/MichalSzopinski00/The-Best-Classifier/raw/"
@@ -220,6 +222,37 @@ def convert_imdb(tar_path: Path) -> Records:
         return imdb_records(tqdm(files, desc="IMDB", unit=" reviews"))
 
 
+# --- Reddit replies with their post titles (unlabelled text for pretraining) ---------------------------
+
+
+def fetch_reddit(raw_dir: Path) -> Path:
+    return fetch_url(REDDIT_URL, raw_dir)
+
+
+def reddit_records(rows: Iterable[Dict[str, str]], held_out: Set[str]) -> List[Dict]:
+    """Replies of the course file's rows (post_id, post, reply, sarcasm),
+    the post title as `context`, without the pairs (replies to one post) of
+    which a reply's lowercased text is in `held_out` (SARC-pol test)."""
+    pairs: Dict[str, List[Dict]] = {}
+    for row in rows:
+        record = {"text": row["reply"], "label": "SARCASM" if row["sarcasm"].strip() == "1" else "NOT_SARCASM",
+                  "context": [row["post"]], "post_id": row["post_id"]}
+        pairs.setdefault(row["post_id"], []).append(record)
+    return [record for replies in pairs.values() if not any(r["text"].lower() in held_out for r in replies)
+            for record in replies]
+
+
+def convert_reddit(csv_path: Path) -> Records:
+    test_path = PROJECT / "assets" / "sarcasm" / DATASETS["sarcasm"].files["test"]
+    if not test_path.exists():
+        fail(f"{test_path} not found: the Reddit replies leave out SARC-pol's test replies, so run "
+             "download-sarcasm first.")
+    held_out = {record["text"].lower() for record in srsly.read_jsonl(test_path)}
+    with csv_path.open(encoding="utf8", newline="") as file_:
+        rows = csv.DictReader(file_, delimiter="\t")
+        return {"train": reddit_records(tqdm(rows, desc="Reddit replies", unit=" rows"), held_out)}
+
+
 # --- MARC-en -----------------------------------------------------------------------------------------
 
 
@@ -310,6 +343,13 @@ DATASETS = {
         sources=f"the IMDB Large Movie Review Dataset (aclImdb v1) from {IMDB_URL}",
         fetch=fetch_imdb,
         convert=convert_imdb,
+    ),
+    "reddit": Dataset(
+        files={"train": "sarc_extra_reddit.jsonl"},
+        counts={"train": 21656},
+        sources=f"SARC reply pairs with their post titles from {REDDIT_URL}",
+        fetch=fetch_reddit,
+        convert=convert_reddit,
     ),
     "titles": Dataset(
         files={
