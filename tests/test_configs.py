@@ -103,7 +103,7 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
 
     pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
     default = load_config(REPO / "configs" / "textcat_ensemble_lstm_w64.cfg")
-    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg"]
+    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg", "pretrain_textcat_lstm_w64.cfg"]
     assert pretrain["pretraining"]["component"] == "textcat" and pretrain["pretraining"]["layer"] == "encoder"
     assert pretrain["pretraining"]["objective"]["@architectures"] == "spacy_rnn.BiLM.v1"
     assert pretrain["corpora"]["pretrain"]["@readers"] == "spacy.JsonlCorpus.v1"
@@ -112,6 +112,20 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
         del pretrain[section][key]
     pretrain["pretraining"] = {}
     assert pretrain == default
+
+
+def test_pretrain_config_of_the_rnn_alone_has_the_same_encoder_without_the_linear_part():
+    """pretrain_textcat_lstm_w64.cfg is the ensemble's pretrain config with
+    TextCatRNN.v1 and no linear model: the same encoder, so the same
+    pretrained weights load into both."""
+    from spacy.util import load_config
+
+    ensemble = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
+    alone = load_config(REPO / "configs" / "pretrain_textcat_lstm_w64.cfg")
+    model = ensemble["components"]["textcat"]["model"]
+    del model["linear_model"]
+    model["@architectures"] = "spacy_rnn.TextCatRNN.v1"
+    assert alone == ensemble
 
 
 def test_pretrain_config_pretraining_block_resolves(tmp_path):
