@@ -145,13 +145,13 @@ def is_ensemble(config: str) -> bool:
 
 
 def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dict[str, List[Dict]],
-               seeds: Dict[str, List[int]], metric: str) -> str:
+               seeds: Dict[str, List[int]], metric: str, note: str = "") -> str:
     """One line: `ours` against `theirs` with the paired bootstrap interval of the difference."""
     difference, low, high = paired_bootstrap(item_scores(out_dir, dataset, ours, seeds[ours], metric),
                                              item_scores(out_dir, dataset, theirs, seeds[theirs], metric))
     verdict = "inside the noise (the interval contains 0)" if low <= 0 <= high else "outside the noise"
     mean = {key: numpy.mean([record[metric] for record in records[key]]) for key in (ours, theirs)}
-    name = f"`{ours}`" if ours not in BASELINES else BASELINES[ours]
+    name = (f"`{ours}`" if ours not in BASELINES else BASELINES[ours]) + note
     return (f"- {name} {100 * mean[ours]:.1f} vs {BASELINES[theirs]} {100 * mean[theirs]:.1f}: "
             f"{100 * difference:+.1f} points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}], {verdict}")
 
@@ -189,8 +189,8 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
         alone = [key for key in ours if not is_ensemble(f"{key}.cfg")]
         if alone and is_ensemble(f"{best['ours']}.cfg"):
             best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-            lines.append(comparison(out_dir, dataset, best_alone, best["theirs"], records, seeds, metric)
-                         + " (the RNN alone, no n-gram part)")
+            lines.append(comparison(out_dir, dataset, best_alone, best["theirs"], records, seeds, metric,
+                                    " (the RNN alone, no n-gram part)"))
         lines.append("")
     return lines
 
@@ -199,10 +199,12 @@ def markdown(out_dir: Path, results: Dict[str, Dict[str, List[Dict]]], configs: 
              seeds: Dict[str, Dict[str, List[int]]], header: str) -> str:
     lines = [header, ""]
     for dataset, records in results.items():
+        if not records:
+            continue
         lines += dataset_section(out_dir, dataset, records, configs, seeds[dataset])
         if DATASETS[dataset].heavy:
-            lines += [f"Not run on {DATASETS[dataset].name}: {', '.join(BASELINES[k] for k in SLOW_BASELINES)} "
-                      "(under 25k training words/s here: hours per seed).", ""]
+            lines += [f"Not run on {DATASETS[dataset].name}: {', '.join(BASELINES[k] for k in sorted(SLOW_BASELINES))}"
+                      " (they train under 25,000 words/s here: hours per seed on ten times the words).", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -221,7 +223,7 @@ def summary(results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str]) -
 
 
 def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int) -> str:
-    epochs = overrides.get("training.max_epochs", "the config's")
+    epochs = overrides.get("training.max_epochs", "from each config")
     return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
             f"{os.cpu_count()} cores · CPU · spaCy {spacy.__version__}, torch {torch.__version__} · "
             f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases) · commit {git_commit()}")
@@ -241,6 +243,9 @@ def main(
         None, "--summary", help="Replace the bench-summary table (accuracy only) in this page (the README)"
     ),
     reuse: bool = typer.Option(False, "--reuse", help="Keep the records of earlier runs in out_dir (resume)"),
+    tables_only: bool = typer.Option(
+        False, "--tables-only", help="Train nothing: the tables of the records already in out_dir"
+    ),
     # fmt: on
 ):
     """Train and test each config and baseline on each dataset with each seed;
@@ -257,7 +262,7 @@ def main(
     overrides = config_overrides(ctx.args)
     header = machine_line(seed_list, overrides, heavy_max_epochs)  # the commit the runs start from
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
-    runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}
+    runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}  # dataset -> system -> one per seed
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
     fasttext_settings: Dict[str, Dict] = {}
     for seed in seed_list:
@@ -267,7 +272,9 @@ def main(
                 if key in DETERMINISTIC and seed != seed_list[0]:
                     continue
                 path = record_path(out_dir, dataset, seed, key)
-                if reuse and path.exists():
+                if tables_only and not path.exists():
+                    continue
+                if (reuse or tables_only) and path.exists():
                     record = read_json(path)
                 else:
                     msg.divider(f"{DATASETS[dataset].name} · {system} · seed {seed}")
