@@ -271,9 +271,11 @@ def test_every_textcat_baselines_step_writes_each_baseline(project_yml):
 
 def test_the_long_workflows_stay_out_of_all(project_yml):
     workflows = project_yml["workflows"]
-    for name in ("imdb", "sst5-phrases"):
-        assert not (set(workflows[name]) - {"sources", "download-sst5"}) & set(workflows["all"]), name
+    for name in ("imdb", "sst5-phrases", "pretrain"):
+        own = {step for step in workflows[name] if step != "sources" and not step.startswith("download-")}
+        assert own and not own & set(workflows["all"]), name
     assert "train-imdb" in workflows["imdb"] and "evaluate-sst5-phrases" in workflows["sst5-phrases"]
+    assert {f"pretrain-{domain}" for domain in ("movies", "products", "reddit")} <= set(workflows["pretrain"])
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))
@@ -358,12 +360,12 @@ def test_project_assets_are_copied_from_data_dir_with_their_checksums(shared_dat
     command = ["-m", "spacy", "project", "assets", str(project), "--vars.data_dir", str(shared_data)]
     first = run(command)
     assets = srsly.read_yaml(project / "project.yml")["assets"]
-    assert first.returncode == 0 and len(assets) == 14, first.stdout[-3000:]
+    assert first.returncode == 0 and len(assets) == 15, first.stdout[-3000:]
     assert "Checksum doesn't match" not in first.stdout and "fail" not in first.stdout.lower()
     for asset in assets:
         assert (project / asset["dest"]).is_file(), asset["dest"]
     second = run(command)
-    assert second.stdout.count("Skipping download with matching checksum") == 14, second.stdout[-3000:]
+    assert second.stdout.count("Skipping download with matching checksum") == 15, second.stdout[-3000:]
 
 
 def test_project_readme_is_what_spacy_project_document_writes():

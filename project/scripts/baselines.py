@@ -17,6 +17,7 @@ words of the review, and the title of the most similar training review
 
     python scripts/baselines.py textcat corpus/sarcasm metrics/sarcasm training/sarcasm_baselines
 """
+import random
 import tempfile
 import time
 from collections import Counter
@@ -123,9 +124,11 @@ def fasttext_baseline(corpus: Path, out_dir: Path, stars: bool, seed: int = 0,
         {"epoch": epoch, "lr": lr, "dim": FASTTEXT_DIM, "wordNgrams": 2}
         for epoch in FASTTEXT_GRID["epoch"] for lr in FASTTEXT_GRID["lr"]
     ]
+    order = list(range(len(lines["train"])))
+    random.Random(seed).shuffle(order)  # fastText reads the file in order: a file sorted by label would bias it
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "train.txt"
-        train_file.write_text("".join(f"__label__{g} {line}\n" for g, line in zip(gold["train"], lines["train"])))
+        train_file.write_text("".join(f"__label__{gold['train'][i]} {lines['train'][i]}\n" for i in order))
         fitted = []
         for candidate in candidates:
             start, cpu_start = time.perf_counter(), time.process_time()
