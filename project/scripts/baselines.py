@@ -132,13 +132,18 @@ def fasttext_baseline(corpus: Path, out_dir: Path, stars: bool, seed: int = 0,
         fitted = []
         for candidate in candidates:
             start, cpu_start = time.perf_counter(), time.process_time()
-            # seed + 1: fastText's generator (minstd_rand) turns seed 0 into 1, so 0 and 1 would train alike
-            model = fasttext.train_supervised(str(train_file), **candidate, thread=1, seed=seed + 1, verbose=0)
+            try:  # seed + 1: fastText's generator (minstd_rand) turns seed 0 into 1, so 0 and 1 would train alike
+                model = fasttext.train_supervised(str(train_file), **candidate, thread=1, seed=seed + 1, verbose=0)
+            except RuntimeError as err:  # "Encountered NaN.": the learning rate is too high for this data
+                msg.warn(f"fastText with {candidate} diverged ({err}): left out.")
+                continue
             cpu_seconds = time.process_time() - cpu_start
             seconds = time.perf_counter() - start
             dev_f1 = f1_score(gold["dev"], [fasttext_cats(model, line, labels) for line in lines["dev"]],
                               labels=labels, average="macro")
             fitted.append((dev_f1, candidate, model, seconds, cpu_seconds))
+    if not fitted:
+        fail(f"fastText diverged with every setting tried ({candidates}): try lower learning rates.")
     dev_f1, best, model, seconds, cpu_seconds = max(fitted, key=lambda item: item[0])
     start = time.perf_counter()
     cats = [fasttext_cats(model, line, labels, all_scores=True) for line in lines["test"]]

@@ -8,7 +8,7 @@ TorchBiLSTMEncoder), then the test split, written to
 <out_dir>/<dataset>/seed<seed>/<system>.json with its predictions. The seed is
 the training seed; the data splits stay fixed. TF-IDF + logistic regression is
 deterministic and runs once; fastText's epochs and learning rate are picked on
-dev with the first seed and kept for the others.
+dev for each seed (a setting that diverges is left out).
 
 The tables give the mean ± sd over the seeds, and each line "best spacy-rnn
 against the best baseline" a paired bootstrap 95% interval of the accuracy
@@ -73,8 +73,7 @@ def record_path(out_dir: Path, dataset: str, seed: int, system: str) -> Path:
     return out_dir / dataset / f"seed{seed}" / f"{system}.json"
 
 
-def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: Dict,
-               fasttext_settings: Optional[Dict]) -> Dict:
+def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: Dict) -> Dict:
     """Train `system` (a config file name or a baseline key) on `dataset` with
     `seed` and evaluate it on the test split; returns its record."""
     corpus, stars = PROJECT / "corpus" / dataset, DATASETS[dataset].stars
@@ -84,7 +83,7 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     if system == "tfidf":
         return tfidf_logreg(corpus, folder, stars)
     if system == "fasttext":
-        return fasttext_baseline(corpus, folder, stars, seed, fasttext_settings)
+        return fasttext_baseline(corpus, folder, stars, seed)
     if system in SPACY_BASELINES:
         return spacy_baseline(system, corpus, folder, training_dir.parent, stars, -1, overrides)
     paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
@@ -264,7 +263,6 @@ def main(
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
     runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}  # dataset -> system -> one per seed
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
-    fasttext_settings: Dict[str, Dict] = {}
     for seed in seed_list:
         for dataset in dataset_names:
             for system in systems_of(dataset, config_names, baseline_keys):
@@ -279,10 +277,7 @@ def main(
                 else:
                     msg.divider(f"{DATASETS[dataset].name} · {system} · seed {seed}")
                     record = run_system(system, dataset, seed, out_dir,
-                                        heavy_overrides if DATASETS[dataset].heavy else overrides,
-                                        fasttext_settings.get(dataset))
-                if key == "fasttext":
-                    fasttext_settings.setdefault(dataset, record["settings"])
+                                        heavy_overrides if DATASETS[dataset].heavy else overrides)
                 runs[dataset].setdefault(key, []).append(record)
                 run_seeds[dataset].setdefault(key, []).append(seed)
     report = markdown(out_dir, runs, config_names, run_seeds, header)
