@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy
 import spacy
@@ -35,7 +35,7 @@ from spacy.training import Example
 from wasabi import msg
 
 from common import config_overrides, fail, run_with_overrides
-from evaluate import evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
+from evaluate import doc_groups, evaluate_pipeline, seq2seq_result, summary, textcat_result, top_label, write_outputs
 from spacy_rnn.corpus import DataError, read_docs
 from spacy_rnn.pipeline.targets import get_target
 from train import train
@@ -67,12 +67,17 @@ def tfidf() -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
 
 
+def textcat_splits(corpus: Path) -> Tuple[Dict[str, List[Doc]], Dict[str, List[str]], List[str]]:
+    """The train, dev and test Docs of a textcat corpus, their gold labels, and the label set."""
+    splits = {split: read_split(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
+    return splits, gold, list(splits["train"][0].cats)
+
+
 def tfidf_logreg(corpus: Path, out_dir: Path, stars: bool) -> Dict:
     """Fit TF-IDF + logistic regression on train, pick C on dev, score test."""
-    splits = {split: read_split(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    splits, gold, labels = textcat_splits(corpus)
     texts = {split: [doc.text for doc in docs] for split, docs in splits.items()}
-    gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
-    labels = list(splits["train"][0].cats)
     start = time.perf_counter()
     vectorizer = tfidf()
     features = {"train": vectorizer.fit_transform(texts["train"]), "dev": vectorizer.transform(texts["dev"])}
@@ -88,16 +93,10 @@ def tfidf_logreg(corpus: Path, out_dir: Path, stars: bool) -> Dict:
     n_words = sum(len(doc) for doc in splits["test"])
     words_per_second = n_words / (time.perf_counter() - start)
     cats = [dict(zip(model.classes_, row)) for row in probs]
-    result = textcat_result(texts["test"], gold["test"], cats, labels, stars, groups(splits["test"]))
+    result = textcat_result(texts["test"], gold["test"], cats, labels, stars, doc_groups(splits["test"]))
     extra = {"train_seconds": round(seconds, 1), "words_per_second": words_per_second, "C": best_c,
              "dev_macro_f1": dev_f1}
     return write_outputs(out_dir, "tfidf", TFIDF_NAME, result, extra)
-
-
-def groups(docs: List[Doc]) -> Optional[List]:
-    """The pair ids that convert.py keeps in `doc.user_data` (SARC), or None."""
-    ids = [doc.user_data.get("group") for doc in docs]
-    return ids if any(group is not None for group in ids) else None
 
 
 def fasttext_lines(docs: List[Doc]) -> List[str]:
@@ -115,10 +114,8 @@ def fasttext_baseline(corpus: Path, out_dir: Path, stars: bool, seed: int = 0,
         import fasttext
     except ImportError:
         fail("fastText is not installed: pip install -e \".[project]\" (it brings fasttext-numpy2-wheel).")
-    splits = {split: read_split(corpus / f"{split}.spacy") for split in ("train", "dev", "test")}
+    splits, gold, labels = textcat_splits(corpus)
     lines = {split: fasttext_lines(docs) for split, docs in splits.items()}
-    gold = {split: [top_label(doc.cats) for doc in docs] for split, docs in splits.items()}
-    labels = list(splits["train"][0].cats)
     n_train_words = sum(len(doc) for doc in splits["train"])
     candidates = [settings] if settings else [
         {"epoch": epoch, "lr": lr, "dim": FASTTEXT_DIM, "wordNgrams": 2}
@@ -149,7 +146,7 @@ def fasttext_baseline(corpus: Path, out_dir: Path, stars: bool, seed: int = 0,
     cats = [fasttext_cats(model, line, labels, all_scores=True) for line in lines["test"]]
     n_words = sum(len(doc) for doc in splits["test"])
     words_per_second = n_words / (time.perf_counter() - start)
-    result = textcat_result(lines["test"], gold["test"], cats, labels, stars, groups(splits["test"]))
+    result = textcat_result(lines["test"], gold["test"], cats, labels, stars, doc_groups(splits["test"]))
     result["predictions"] = [{**row, "text": doc.text} for row, doc in zip(result["predictions"], splits["test"])]
     extra = {"train_seconds": round(seconds, 1), "words_per_second": words_per_second, "settings": best,
              "seed": seed, "dev_macro_f1": dev_f1,

@@ -239,13 +239,14 @@ def evaluate_predictions(examples: List[Example], nlp: Language, stars: bool,
     texts = [eg.reference.text for eg in examples]
     gold = [top_label(eg.reference.cats) for eg in examples]
     cats = [eg.predicted.cats for eg in examples]
-    return textcat_result(texts, gold, cats, list(nlp.get_pipe(pipe).labels), stars, doc_groups(examples))
+    return textcat_result(texts, gold, cats, list(nlp.get_pipe(pipe).labels), stars,
+                          doc_groups([eg.reference for eg in examples]))
 
 
-def doc_groups(examples: Sequence) -> Optional[List]:
-    """The group ids (SARC's pair_id) that convert.py keeps in the reference
-    Docs' user_data, or None where the Docs have none."""
-    groups = [eg.reference.user_data.get("group") for eg in examples]
+def doc_groups(docs: Sequence) -> Optional[List]:
+    """The group ids (SARC's pair_id) that convert.py keeps in the Docs'
+    user_data, or None where the Docs have none."""
+    groups = [doc.user_data.get("group") for doc in docs]
     return groups if any(group is not None for group in groups) else None
 
 
