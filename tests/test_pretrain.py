@@ -537,3 +537,70 @@ def test_lm_words_refuses_bad_input_with_a_clear_message(tmp_path):
     result = runner.invoke(lm_words_app, [str(broken), output, "--lang", "klingon"])
     assert result.exit_code == 2 and "unknown language 'klingon'" in result.output
     assert not (tmp_path / "words.txt").exists()
+
+
+def encoder_and_head_weights(model):
+    """Copies of the encoder's weights (tok2vec params, the RNN's torch state) and of the other layers' params."""
+    encoder_nodes = {node.id for ref in ("tok2vec", "rnn") for node in model.get_ref(ref).walk()}
+
+    def params(nodes):
+        return [node.get_param(name).copy() for node in nodes for name in node.param_names if node.has_param(name)]
+
+    encoder = params(model.get_ref("tok2vec").walk())
+    encoder += [value.detach().clone().numpy() for shim in model.get_ref("rnn").shims
+                for value in shim._model.state_dict().values()]
+    return encoder, params(node for node in model.walk() if node.id not in encoder_nodes)
+
+
+def moved(before, after):
+    return [float(numpy.abs(numpy.asarray(a) - numpy.asarray(b)).sum()) for a, b in zip(before, after)]
+
+
+@pytest.mark.parametrize("architecture", [TEXTCAT_RNN, ENSEMBLE])
+def test_encoder_schedule_freezes_then_scales_the_encoder_only(architecture):
+    from thinc.api import SGD
+
+    fix_random_seed(0)
+    nlp = textcat_nlp(architecture)
+    nlp.initialize(lambda: examples(nlp))
+    model = nlp.get_pipe("textcat").model
+    schedule = registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(learn_rate_scale=0.5, frozen_steps=2)
+    optimizer = SGD(0.1)  # plain steps: a scale of 0.5 halves them exactly
+    for step in range(2):
+        encoder, head = encoder_and_head_weights(model)
+        schedule(nlp, {"step": step, "epoch": 0})
+        nlp.update(examples(nlp), sgd=optimizer)
+        encoder_after, head_after = encoder_and_head_weights(model)
+        assert max(moved(encoder, encoder_after)) == 0  # frozen
+        assert max(moved(head, head_after)) > 0
+    # after frozen_steps: the encoder learns at half the rate. The same update at the full rate, from the same
+    # weights and gradients, moves every encoder weight twice as far.
+    schedule(nlp, {"step": 2, "epoch": 0})
+    start = model.to_bytes()
+    encoder, _ = encoder_and_head_weights(model)
+    fix_random_seed(1)
+    nlp.update(examples(nlp), sgd=optimizer, drop=0.0)
+    half = moved(encoder, encoder_and_head_weights(model)[0])
+    model.from_bytes(start)
+    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")()(nlp, {"step": 2, "epoch": 0})
+    fix_random_seed(1)
+    nlp.update(examples(nlp), sgd=optimizer, drop=0.0)
+    full = moved(encoder, encoder_and_head_weights(model)[0])
+    assert sum(half) > 0
+    numpy.testing.assert_allclose(half, [0.5 * value for value in full], rtol=1e-4, atol=1e-7)
+
+
+def test_encoder_schedule_is_not_saved_with_the_weights():
+    nlp = textcat_nlp()
+    nlp.initialize(lambda: examples(nlp))
+    model = nlp.get_pipe("textcat").model
+    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(learn_rate_scale=0.25)(nlp, {"step": 0})
+    data = model.to_bytes()
+    assert all("learn_rate_scale" not in attrs for attrs in srsly.msgpack_loads(data)["attrs"])
+    assert b"learn_rate_scale" not in data
+    assert model.get_ref("tok2vec").attrs["learn_rate_scale"] == 0.25  # still set on the model in training
+
+
+def test_encoder_schedule_refuses_negative_settings():
+    with pytest.raises(ValueError, match="0 or more"):
+        registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(learn_rate_scale=-0.1)

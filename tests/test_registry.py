@@ -20,6 +20,7 @@ ARCHITECTURES = [
 FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]
 READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
+CALLBACKS = ["spacy_rnn.pretrained_encoder_schedule.v1"]
 
 
 def entry_points():
@@ -28,7 +29,7 @@ def entry_points():
     section = parser["options.entry_points"]
     return {
         group: sorted(line.split("=")[0].strip() for line in section.get(group, "").strip().splitlines())
-        for group in ("spacy_architectures", "spacy_factories", "spacy_scorers", "spacy_readers")
+        for group in ("spacy_architectures", "spacy_factories", "spacy_scorers", "spacy_readers", "spacy_callbacks")
     }
 
 
@@ -38,6 +39,7 @@ def test_entry_points_pinned():
         "spacy_factories": sorted(FACTORIES),
         "spacy_scorers": sorted(SCORERS),
         "spacy_readers": sorted(READERS),
+        "spacy_callbacks": sorted(CALLBACKS),
     }
 
 
@@ -45,7 +47,7 @@ def test_registered_names_match_entry_points():
     import spacy_rnn  # noqa: F401 - registers everything
 
     for names, table in ((ARCHITECTURES, registry.architectures), (SCORERS, registry.scorers),
-                         (READERS, registry.readers)):
+                         (READERS, registry.readers), (CALLBACKS, registry.callbacks)):
         assert {name for name in table.get_all() if name.startswith("spacy_rnn.")} == set(names)
 
 

@@ -187,10 +187,12 @@ def nearest_titles(train_texts: List[str], train_titles: List[str], texts: List[
     return titles
 
 
-def title_baselines(corpus: Path, out_dir: Path) -> List[Dict]:
+def title_baselines(corpus: Path, out_dir: Path, test: Optional[Path] = None) -> List[Dict]:
+    """The title baselines, fitted on the corpus's training pairs, on its test
+    pairs or on the pairs of `test`."""
     if not Doc.has_extension(OUTPUT_ATTR):
         Doc.set_extension(OUTPUT_ATTR, default=None)
-    train_docs, test_docs = read_split(corpus / "train.jsonl"), read_split(corpus / "test.jsonl")
+    train_docs, test_docs = read_split(corpus / "train.jsonl"), read_split(test or corpus / "test.jsonl")
     train_texts = [doc.text for doc in train_docs]
     train_titles = [get_target(doc) or "" for doc in train_docs]
     texts = [doc.text for doc in test_docs]
@@ -223,6 +225,7 @@ def main(
     training_dir: Optional[Path] = typer.Argument(None, help="textcat: folder for spaCy's models"),
     stars: bool = typer.Option(False, "--stars", help="Labels are star ratings: add MAE and within-one"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train spaCy's models on; -1: CPU"),
+    test: Optional[Path] = typer.Option(None, help="seq2seq: test pairs (.jsonl) other than the corpus's", exists=True),
     # fmt: on
 ):
     """Baselines on the same data as spacy-rnn; further options
@@ -233,7 +236,7 @@ def main(
         fail("textcat baselines need a training_dir for spaCy's models.")
     try:
         if kind == "seq2seq":
-            records = title_baselines(corpus, out_dir)
+            records = title_baselines(corpus, out_dir, test)
         else:
             overrides = config_overrides(ctx.args)
             seed = int(overrides.get("system.seed", 0))  # fastText's seed too

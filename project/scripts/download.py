@@ -55,6 +55,13 @@ WECR_URL = (
     "31a3d4bdcaf1499e4a8bfc74d4b935280a616d91/womens-ecommerce-clothing-reviews.zip"
 )
 WECR_KAGGLE = "https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews"
+# MARC's English test split with titles and categories (Amazon withdrew the corpus; this public copy is the one
+# shared/data took it from).
+MARC_TITLES_URL = ("https://raw.githubusercontent.com/krithravi/review-prediction/"
+                   "6e7fb14a24233c79c6e9c1a8875e22640fabdc5b/dataset/dataset_en_test.json")
+# Worn products (the title model is trained on women's clothing), and Amazon's default titles, which no review says.
+WORN_CATEGORIES = {"apparel", "shoes", "jewelry", "watch"}
+DEFAULT_TITLES = {"one star", "two stars", "three stars", "four stars", "five stars"}
 SST_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
 
 
@@ -307,6 +314,29 @@ def convert_titles(zip_path: Path) -> Records:
             return title_records(tqdm(csv.DictReader(file_), desc="Women's clothing reviews", unit=" rows"))
 
 
+# --- MARC-en test reviews of other products, with their titles ------------------------------------------
+
+
+def fetch_marc_titles(raw_dir: Path) -> Path:
+    return fetch_url(MARC_TITLES_URL, raw_dir)
+
+
+def other_product_title_records(rows: Iterable[Dict]) -> List[Dict]:
+    """MARC rows (review_body, review_title, product_category, stars,
+    review_id) of products that are not worn, with a title of the reviewer's own."""
+    return [
+        {"text": row["review_body"], "target": row["review_title"], "category": row["product_category"],
+         "stars": row["stars"], "source_id": row["review_id"]}
+        for row in rows
+        if row["product_category"] not in WORN_CATEGORIES and row["review_title"].strip().lower() not in DEFAULT_TITLES
+        and row["review_body"].strip() and row["review_title"].strip()
+    ]
+
+
+def convert_marc_titles(json_path: Path) -> Records:
+    return {"test": other_product_title_records(srsly.read_jsonl(json_path))}
+
+
 DATASETS = {
     "sarcasm": Dataset(
         files={"train": "sarc_pol_balanced_train.jsonl", "test": "sarc_pol_balanced_test.jsonl"},
@@ -361,6 +391,14 @@ DATASETS = {
         sources=f"Women's E-Commerce Clothing Reviews from {WECR_URL} (the CSV of {WECR_KAGGLE})",
         fetch=fetch_titles,
         convert=convert_titles,
+    ),
+    "titles-other": Dataset(
+        files={"test": "amazon_other_products_title_test.jsonl"},
+        counts={"test": 3967},
+        sources=f"MARC-en's test reviews with their titles from {MARC_TITLES_URL}, without worn products "
+                "and Amazon's default titles",
+        fetch=fetch_marc_titles,
+        convert=convert_marc_titles,
     ),
 }
 

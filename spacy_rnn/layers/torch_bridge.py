@@ -22,6 +22,8 @@ from thinc.api import Model, Optimizer, get_torch_default_device, torch2xp, xp2t
 from thinc.shims import PyTorchShim, Shim
 
 NOT_BUILT = {"config": None, "state": None}  # the saved record of a shim that was never built
+# node.attrs key: this node's weights learn at that many times the optimizer's rate (CheckedModel.finish_update)
+LEARN_RATE_SCALE = "learn_rate_scale"
 
 from ..nn.recurrent import concurrent_directions
 
@@ -103,16 +105,18 @@ class TorchModuleShim(PyTorchShim):
         self._model = self.module_class(**kwargs).to(get_torch_default_device())
         return self._model
 
-    def finish_update(self, optimizer: Optimizer) -> None:
+    def finish_update(self, optimizer: Optimizer, lr_scale: float = 1.0) -> None:
         """One optimizer step per torch parameter, kept in the parameter's own
-        memory. (thinc's PyTorchShim rebinds `parameter.data` to the
-        optimizer's array, which on a GPU takes LSTM/GRU weights out of
-        cuDNN's single weight buffer: torch then copies them at every call.)"""
+        memory, at `lr_scale` times the optimizer's learning rate. (thinc's
+        PyTorchShim rebinds `parameter.data` to the optimizer's array, which
+        on a GPU takes LSTM/GRU weights out of cuDNN's single weight buffer:
+        torch then copies them at every call.)"""
+        scaled = {} if lr_scale == 1.0 else {"lr_scale": lr_scale}
         with torch.no_grad():
             for name, parameter in self._model.named_parameters():
                 if parameter.grad is None:
                     continue
-                weights, _ = optimizer((self.id, name), torch2xp(parameter.data), torch2xp(parameter.grad))
+                weights, _ = optimizer((self.id, name), torch2xp(parameter.data), torch2xp(parameter.grad), **scaled)
                 updated = xp2torch(weights, device=parameter.device)
                 if updated.data_ptr() != parameter.data_ptr():  # thinc's optimizers update in place; others may not
                     parameter.copy_(updated)
@@ -241,6 +245,20 @@ class CheckedModel(Model):
             for view in self.views().values():
                 view.replace_node(old, value)
 
+    def finish_update(self, optimizer: Optimizer) -> None:
+        """thinc's finish_update, where a node with `attrs["learn_rate_scale"]`
+        (set by `spacy_rnn.pretrained_encoder_schedule.v1`) learns at that many
+        times the optimizer's learning rate (0: not at all), shims included."""
+        for node in self.walk():
+            scale = node.attrs.get(LEARN_RATE_SCALE, 1.0)
+            scaled = {} if scale == 1.0 else {"lr_scale": scale}
+            for shim in node.shims:
+                shim.finish_update(optimizer, **scaled)
+            for name in node.param_names:
+                if node.has_grad(name):
+                    param, _ = optimizer((node.id, name), node.get_param(name), node.get_grad(name), **scaled)
+                    node.set_param(name, param)
+
     def views(self) -> Dict[str, Model]:
         """The refs to models outside the tree."""
         in_tree = {node.id for node in self.walk()}
@@ -253,10 +271,13 @@ class CheckedModel(Model):
         views = self.views()
         for name in views:
             del self._refs[name]
+        scales = {node: node.attrs.pop(LEARN_RATE_SCALE) for node in self.walk() if LEARN_RATE_SCALE in node.attrs}
         try:
             return super().to_dict()
         finally:
             self._refs.update(views)
+            for node, scale in scales.items():
+                node.attrs[LEARN_RATE_SCALE] = scale
 
     def to_bytes(self) -> bytes:
         for node in self.walk():

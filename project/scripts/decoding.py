@@ -1,0 +1,129 @@
+"""Choose the decoding settings of a trained rnn_seq2seq model on the dev split.
+
+Decodes the dev pairs once per setting (greedy or beam width, length penalty,
+n-gram blocking) and scores each: ROUGE-L, ROUGE-1, the share of distinct
+outputs and of output words copied from the review. Writes, in OUT_DIR,
+
+- `decoding.json`: every setting with its scores, and the best (highest dev
+  ROUGE-L; ties go to the more distinct outputs);
+- `decoding.md`: the same as a table, best first;
+- `decoding.png`: dev ROUGE-L against the share of distinct titles, one
+  point per setting, the best one marked.
+
+Given `--save`, the pipeline is saved there with the best settings in its cfg
+(the trained model itself is left as it is).
+
+    python scripts/decoding.py training/titles/model-best corpus/titles/dev.jsonl metrics/titles \\
+        --save training/titles/model-decoding
+"""
+import itertools
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import spacy  # noqa: E402
+import typer  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+from wasabi import msg  # noqa: E402
+
+from common import atomic_path, fail, write_json, write_text  # noqa: E402
+from evaluate import SEQ2SEQ_PIPE, predict, save_figure, seq2seq_result  # noqa: E402
+from spacy_rnn.corpus import DataError  # noqa: E402
+
+SETTING_KEYS = ("beam_size", "length_penalty", "no_repeat_ngram_size")
+
+
+def settings_grid(beam_sizes: List[int], length_penalties: List[float], no_repeat: List[int]) -> List[Dict]:
+    """Every combination; greedy search (beam 1) ignores the length penalty, so it comes once per blocking."""
+    grid = []
+    for beam, penalty, block in itertools.product(beam_sizes, length_penalties, no_repeat):
+        setting = {"beam_size": beam, "length_penalty": penalty if beam > 1 else 1.0, "no_repeat_ngram_size": block}
+        if setting not in grid:
+            grid.append(setting)
+    return grid
+
+
+def best_setting(results: List[Dict]) -> Dict:
+    return max(results, key=lambda result: (round(result["rougeL"], 6), result["distinct"]))
+
+
+def table(results: List[Dict], best: Dict) -> str:
+    rows = ["| beam | length penalty | no repeat n-gram | ROUGE-L | ROUGE-1 | distinct | copied |",
+            "|---|---|---|---|---|---|---|"]
+    for result in sorted(results, key=lambda r: -r["rougeL"]):
+        mark = " **(best)**" if result is best else ""
+        rows.append(
+            f"| {result['beam_size']}{mark} | {result['length_penalty']:g} | {result['no_repeat_ngram_size'] or '–'} "
+            f"| {100 * result['rougeL']:.2f} | {100 * result['rouge1']:.2f} "
+            f"| {100 * result['distinct']:.1f}% | {100 * result['copied']:.1f}% |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def plot(results: List[Dict], best: Dict, title: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for result in results:
+        beam = result["beam_size"]
+        ax.scatter(100 * result["distinct"], 100 * result["rougeL"], s=30,
+                   marker="o" if beam == 1 else "s", color="tab:blue" if result["no_repeat_ngram_size"] else "tab:gray")
+    ax.scatter(100 * best["distinct"], 100 * best["rougeL"], s=140, facecolors="none", edgecolors="tab:red",
+               label=f"best: beam {best['beam_size']}, length penalty {best['length_penalty']:g}, "
+                     f"no repeat {best['no_repeat_ngram_size'] or '–'}")
+    ax.scatter([], [], marker="o", color="tab:gray", label="greedy")
+    ax.scatter([], [], marker="s", color="tab:gray", label="beam")
+    ax.scatter([], [], marker="s", color="tab:blue", label="with n-gram blocking")
+    ax.set_xlabel("distinct titles / dev reviews (%)")
+    ax.set_ylabel("dev ROUGE-L (×100)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    save_figure(fig, path)
+
+
+def main(
+    # fmt: off
+    model: Path = typer.Argument(..., help="A trained rnn_seq2seq pipeline", exists=True),
+    dev: Path = typer.Argument(..., help="The dev pairs (.jsonl)", exists=True),
+    out_dir: Path = typer.Argument(..., help="Folder for decoding.json, decoding.md and decoding.png"),
+    beam_sizes: str = typer.Option("1 4 8", help="Beam widths to try (1: greedy), separated by spaces"),
+    length_penalties: str = typer.Option("0 0.5 1 1.5", help="Length penalties to try with a beam"),
+    no_repeat: str = typer.Option("0 3", help="no_repeat_ngram_size values to try (0: no blocking)"),
+    save: Optional[Path] = typer.Option(None, help="Save the pipeline here with the best settings"),
+    # fmt: on
+):
+    """Score each decoding setting on the dev pairs and pick the best."""
+    nlp = spacy.load(model)
+    if SEQ2SEQ_PIPE not in nlp.pipe_names:
+        fail(f"{model} has no {SEQ2SEQ_PIPE} component (it has {nlp.pipe_names}).")
+    pipe = nlp.get_pipe(SEQ2SEQ_PIPE)
+    grid = settings_grid([int(b) for b in beam_sizes.split()], [float(p) for p in length_penalties.split()],
+                         [int(n) for n in no_repeat.split()])
+    results = []
+    try:
+        for setting in tqdm(grid, desc="decoding settings", unit="setting"):
+            pipe.cfg.update(setting)
+            examples, _ = predict(nlp, dev)
+            metrics = seq2seq_result(examples, pipe.cfg["output_attr"])["metrics"]
+            results.append({**setting, **{key: metrics[key] for key in ("rougeL", "rouge1", "distinct", "copied")}})
+    except DataError as err:
+        fail(f"{err} Run the convert step again.")
+    best = best_setting(results)
+    write_json(out_dir / "decoding.json", {"model": str(model), "dev": str(dev), "settings": results,
+                                           "best": {key: best[key] for key in SETTING_KEYS}})
+    write_text(out_dir / "decoding.md", table(results, best))
+    plot(results, best, f"Decoding settings on {dev.name} ({len(examples):,} pairs)", out_dir / "decoding.png")
+    msg.good(f"best of {len(results)} settings: " + ", ".join(f"{key} {best[key]}" for key in SETTING_KEYS)
+             + f" (dev ROUGE-L {100 * best['rougeL']:.2f}, distinct {100 * best['distinct']:.1f}%)",
+             str(out_dir / "decoding.json"))
+    if save is not None:
+        pipe.cfg.update({key: best[key] for key in SETTING_KEYS})
+        with atomic_path(save) as tmp:
+            tmp.unlink()
+            nlp.to_disk(tmp)
+        msg.good(f"saved with the best settings: {save}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
