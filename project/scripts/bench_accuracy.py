@@ -5,7 +5,9 @@ For each seed, dataset and system: `spacy train` (scripts/train.py, model-best
 by dev score) or a baseline of scripts/baselines.py (TF-IDF + logistic
 regression, fastText, spaCy's TextCatBOW.v3, default TextCatEnsemble.v2 and
 TorchBiLSTMEncoder), then the test split, written to
-<out_dir>/<dataset>/seed<seed>/<system>.json with its predictions. The seed is
+<out_dir>/<dataset>/seed<seed>/<system>.json with its predictions (the trained
+pipelines go to training/<out_dir's name>/, so that benches with other out_dirs
+can run side by side). The seed is
 the training seed; the data splits stay fixed. TF-IDF + logistic regression is
 deterministic and runs once; fastText's epochs and learning rate are picked on
 dev for each seed (a setting that diverges is left out).
@@ -78,7 +80,7 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     `seed` and evaluate it on the test split; returns its record."""
     corpus, stars = PROJECT / "corpus" / dataset, DATASETS[dataset].stars
     folder = record_path(out_dir, dataset, seed, system).parent
-    training_dir = PROJECT / "training" / "bench" / dataset / f"seed{seed}" / Path(system).stem
+    training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / Path(system).stem
     overrides = {**overrides, "system.seed": seed}
     if system == "tfidf":
         return tfidf_logreg(corpus, folder, stars)

@@ -67,8 +67,11 @@ def plot(results: List[Dict], best: Dict, title: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for result in results:
         beam = result["beam_size"]
-        ax.scatter(100 * result["distinct"], 100 * result["rougeL"], s=30,
-                   marker="o" if beam == 1 else "s", color="tab:blue" if result["no_repeat_ngram_size"] else "tab:gray")
+        point = (100 * result["distinct"], 100 * result["rougeL"])
+        ax.scatter(*point, s=30, marker="o" if beam == 1 else "s",
+                   color="tab:blue" if result["no_repeat_ngram_size"] else "tab:gray")
+        label = "greedy" if beam == 1 else f"beam {beam}, lp {result['length_penalty']:g}"
+        ax.annotate(label, point, textcoords="offset points", xytext=(4, 3), fontsize=6)
     ax.scatter(100 * best["distinct"], 100 * best["rougeL"], s=140, facecolors="none", edgecolors="tab:red",
                label=f"best: beam {best['beam_size']}, length penalty {best['length_penalty']:g}, "
                      f"no repeat {best['no_repeat_ngram_size'] or '–'}")
