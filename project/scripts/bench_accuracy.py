@@ -223,11 +223,13 @@ def summary(results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str]) -
     return "\n".join(lines) + "\n"
 
 
-def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int) -> str:
+def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int, tables_only: bool = False) -> str:
     epochs = overrides.get("training.max_epochs", "from each config")
+    commit = (f"tables written at commit {git_commit()} from the records of earlier runs" if tables_only
+              else f"commit {git_commit()}")
     return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
             f"{os.cpu_count()} cores · CPU · spaCy {spacy.__version__}, torch {torch.__version__} · "
-            f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases) · commit {git_commit()}")
+            f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases) · {commit}")
 
 
 def main(
@@ -261,7 +263,7 @@ def main(
     if missing:
         fail(f"No corpus for {', '.join(missing)} in {PROJECT / 'corpus'}: run the convert step of each first.")
     overrides = config_overrides(ctx.args)
-    header = machine_line(seed_list, overrides, heavy_max_epochs)  # the commit the runs start from
+    header = machine_line(seed_list, overrides, heavy_max_epochs, tables_only)  # the commit the runs start from
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
     runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}  # dataset -> system -> one per seed
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
