@@ -143,6 +143,10 @@ def test_smoke_titles_scores_and_examples(smoke):
     rows = [json.loads(line) for line in (metrics / "rnn_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 100 and all(row["gold"] and isinstance(row["pred"], str) for row in rows)
     assert_png(metrics / "rnn_learning_curve.png")
+    decoding = load_json(metrics / "decoding.json")  # greedy and beam 2, each with and without trigram blocking
+    assert len(decoding["settings"]) == 4 and decoding["best"] in [
+        {key: setting[key] for key in ("beam_size", "length_penalty", "no_repeat_ngram_size")}
+        for setting in decoding["settings"]]
 
 
 def test_smoke_report_compares_every_system_and_links_pictures(smoke):
@@ -151,7 +155,7 @@ def test_smoke_report_compares_every_system_and_links_pictures(smoke):
     text = report.read_text(encoding="utf8")
     for system in ("spacy-rnn BiLSTM w32", "TF-IDF (1-2-grams) + LogReg", "spaCy TextCatBOW.v3",
                    "spaCy TextCatEnsemble.v2", "spaCy TorchBiLSTMEncoder + TextCatReduce",
-                   "the most frequent training title", "encoder-decoder (attention)"):
+                   "the most frequent training title", "encoder-decoder (copy)"):
         assert system in text
     assert "MAE (stars)" in text and "ROUGE-L" in text and "Example predictions" in text
     pictures = [line.split("](", 1)[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
