@@ -98,7 +98,8 @@ def test_shipped_config_scores_a_batch_with_empty_docs(config):
 
 def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
     """configs/pretrain_textcat_ensemble_lstm_w64.cfg trains exactly what the
-    default config trains; it adds the pretraining and the init_tok2vec path."""
+    default config trains; it adds the pretraining, the init_tok2vec path and
+    the fine-tuning schedule of the pretrained encoder (at the full rate)."""
     from spacy.util import load_config
 
     pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
@@ -110,6 +111,9 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
     assert pretrain["initialize"]["init_tok2vec"] == "${paths.init_tok2vec}"
     for section, key in [("paths", "raw_text"), ("paths", "lm_words"), ("corpora", "pretrain")]:
         del pretrain[section][key]
+    assert pretrain["training"]["before_update"] == {
+        "@callbacks": "spacy_rnn.pretrained_encoder_schedule.v1", "learn_rate_scale": 1.0, "frozen_steps": 0}
+    pretrain["training"]["before_update"] = None
     pretrain["pretraining"] = {}
     assert pretrain == default
 
