@@ -85,6 +85,14 @@ def test_decoding_script_scores_each_setting_and_saves_the_best(scripts, title_m
     assert {key: cfg[key] for key in decoding.SETTING_KEYS} == record["best"]
     # the trained model itself keeps its settings
     assert spacy.load(title_model).get_pipe("rnn_seq2seq").cfg["beam_size"] == 4
+    # run again onto the same folder: it is replaced whole, and nothing is left beside it
+    monkeypatch.setattr(sys, "argv", ["decoding.py", str(title_model), str(dev), str(out), "--beam-sizes", "2",
+                                      "--length-penalties", "1", "--no-repeat", "0", "--save", str(saved)])
+    with pytest.raises(SystemExit) as exit_info:
+        decoding.typer.run(decoding.main)
+    assert exit_info.value.code == 0
+    assert spacy.load(saved).get_pipe("rnn_seq2seq").cfg["beam_size"] == 2
+    assert sorted(path.name for path in saved.parent.iterdir() if path.name.startswith(".tuned")) == []
 
 
 def test_other_product_titles_leave_out_worn_products_and_default_titles(scripts):

@@ -17,6 +17,9 @@ Given `--save`, the pipeline is saved there with the best settings in its cfg
         --save training/titles/model-decoding
 """
 import itertools
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -26,10 +29,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import spacy  # noqa: E402
 import typer  # noqa: E402
+from spacy.language import Language  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from wasabi import msg  # noqa: E402
 
-from common import atomic_path, fail, write_json, write_text  # noqa: E402
+from common import fail, write_json, write_text  # noqa: E402
 from evaluate import SEQ2SEQ_PIPE, predict, save_figure, seq2seq_result  # noqa: E402
 from spacy_rnn.corpus import DataError  # noqa: E402
 
@@ -85,6 +89,21 @@ def plot(results: List[Dict], best: Dict, title: str, path: Path) -> None:
     save_figure(fig, path)
 
 
+def save_pipeline(nlp: Language, path: Path) -> None:
+    """Save `nlp` to `path` (replacing what is there) through a folder beside
+    it, so that a failure leaves `path` as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        nlp.to_disk(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def main(
     # fmt: off
     model: Path = typer.Argument(..., help="A trained rnn_seq2seq pipeline", exists=True),
@@ -122,9 +141,7 @@ def main(
              str(out_dir / "decoding.json"))
     if save is not None:
         pipe.cfg.update({key: best[key] for key in SETTING_KEYS})
-        with atomic_path(save) as tmp:
-            tmp.unlink()
-            nlp.to_disk(tmp)
+        save_pipeline(nlp, save)
         msg.good(f"saved with the best settings: {save}")
 
 
