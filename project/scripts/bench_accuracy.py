@@ -263,7 +263,7 @@ def main(
     if missing:
         fail(f"No corpus for {', '.join(missing)} in {PROJECT / 'corpus'}: run the convert step of each first.")
     overrides = config_overrides(ctx.args)
-    header = machine_line(seed_list, overrides, heavy_max_epochs, tables_only)  # the commit the runs start from
+    header = machine_line(seed_list, overrides, heavy_max_epochs, tables_only)  # seeds, machine, commit
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
     runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}  # dataset -> system -> one per seed
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}

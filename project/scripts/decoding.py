@@ -34,8 +34,8 @@ from tqdm import tqdm  # noqa: E402
 from wasabi import msg  # noqa: E402
 
 from common import fail, write_json, write_text  # noqa: E402
-from evaluate import SEQ2SEQ_PIPE, predict, save_figure, seq2seq_result  # noqa: E402
-from spacy_rnn.corpus import DataError  # noqa: E402
+from evaluate import SEQ2SEQ_PIPE, predict_references, save_figure, seq2seq_result  # noqa: E402
+from spacy_rnn.corpus import DataError, read_docs  # noqa: E402
 
 SETTING_KEYS = ("beam_size", "length_penalty", "no_repeat_ngram_size")
 
@@ -122,20 +122,21 @@ def main(
     pipe = nlp.get_pipe(SEQ2SEQ_PIPE)
     grid = settings_grid([int(b) for b in beam_sizes.split()], [float(p) for p in length_penalties.split()],
                          [int(n) for n in no_repeat.split()])
-    results = []
     try:
-        for setting in tqdm(grid, desc="decoding settings", unit="setting"):
-            pipe.cfg.update(setting)
-            examples, _ = predict(nlp, dev)
-            metrics = seq2seq_result(examples, pipe.cfg["output_attr"])["metrics"]
-            results.append({**setting, **{key: metrics[key] for key in ("rougeL", "rouge1", "distinct", "copied")}})
+        references = read_docs(dev, nlp)
     except DataError as err:
         fail(f"{err} Run the convert step again.")
+    results = []
+    for setting in tqdm(grid, desc="decoding settings", unit="setting"):
+        pipe.cfg.update(setting)
+        examples, _ = predict_references(nlp, references)
+        metrics = seq2seq_result(examples, pipe.cfg["output_attr"])["metrics"]
+        results.append({**setting, **{key: metrics[key] for key in ("rougeL", "rouge1", "distinct", "copied")}})
     best = best_setting(results)
     write_json(out_dir / "decoding.json", {"model": str(model), "dev": str(dev), "settings": results,
                                            "best": {key: best[key] for key in SETTING_KEYS}})
     write_text(out_dir / "decoding.md", table(results, best))
-    plot(results, best, f"Decoding settings on {dev.name} ({len(examples):,} pairs)", out_dir / "decoding.png")
+    plot(results, best, f"Decoding settings on {dev.name} ({len(references):,} pairs)", out_dir / "decoding.png")
     msg.good(f"best of {len(results)} settings: " + ", ".join(f"{key} {best[key]}" for key in SETTING_KEYS)
              + f" (dev ROUGE-L {100 * best['rougeL']:.2f}, distinct {100 * best['distinct']:.1f}%)",
              str(out_dir / "decoding.json"))

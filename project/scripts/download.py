@@ -55,8 +55,8 @@ WECR_URL = (
     "31a3d4bdcaf1499e4a8bfc74d4b935280a616d91/womens-ecommerce-clothing-reviews.zip"
 )
 WECR_KAGGLE = "https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews"
-# MARC's English test split with titles and categories (Amazon withdrew the corpus; this public copy is the one
-# shared/data took it from).
+# MARC's English test split with titles and categories (Amazon withdrew the corpus; in this public copy the
+# review bodies and stars match shared/data's marc_en_test.jsonl line for line).
 MARC_TITLES_URL = ("https://raw.githubusercontent.com/krithravi/review-prediction/"
                    "6e7fb14a24233c79c6e9c1a8875e22640fabdc5b/dataset/dataset_en_test.json")
 # Worn products (the title model is trained on women's clothing), and Amazon's default titles, which no review says.

@@ -38,6 +38,7 @@ import typer  # noqa: E402
 from sklearn import metrics  # noqa: E402
 from spacy.language import Language  # noqa: E402
 from spacy.scorer import Scorer  # noqa: E402
+from spacy.tokens import Doc  # noqa: E402
 from spacy.training import Example  # noqa: E402
 from wasabi import msg  # noqa: E402
 
@@ -52,11 +53,15 @@ CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def predict(nlp: Language, test_path: Path) -> Tuple[List[Example], Dict]:
-    """Run the pipeline over the test Docs' texts: the annotated Examples and
-    spaCy's scores of them, as `spacy evaluate` computes them (`Language.evaluate`
-    keeps no predictions, so its steps are done here: tokenize and pipe, timed
-    for words/s, then `Scorer.score`)."""
-    references = read_docs(test_path, nlp)
+    """Run the pipeline over the texts of the test Docs in `test_path`: see `predict_references`."""
+    return predict_references(nlp, read_docs(test_path, nlp))
+
+
+def predict_references(nlp: Language, references: List[Doc]) -> Tuple[List[Example], Dict]:
+    """Run the pipeline over the reference Docs' texts: the annotated Examples
+    and spaCy's scores of them, as `spacy evaluate` computes them
+    (`Language.evaluate` keeps no predictions, so its steps are done here:
+    tokenize and pipe, timed for words/s, then `Scorer.score`)."""
     start = time.perf_counter()
     predicted = list(nlp.pipe(nlp.make_doc(doc.text) for doc in references))
     seconds = time.perf_counter() - start
