@@ -28,7 +28,7 @@ GOOD = json.dumps({"text": "fine", "label": "A"})
 
 
 def convert_args(tmp_path, train_path, test_path, kind="textcat"):
-    return {"kind": kind, "output_dir": tmp_path / "corpus", "train": train_path, "test": test_path,
+    return {"kind": kind, "output_dir": tmp_path / "corpus", "train": [train_path], "test": test_path,
             "dev_share": 0.5, "batch_size": 8}
 
 

@@ -84,7 +84,7 @@ def test_a_bad_tree_is_named_by_file_and_line(tmp_path):
 def test_phrases_train_and_whole_sentences_evaluate(tmp_path):
     trees = write_lines(tmp_path / "train.txt", [TOY_TREE, "(0 (1 Dull) (0 .))"])
     sentences = write_jsonl(tmp_path / "dev.jsonl", [{"text": "It works .", "label": 4}, {"text": "Bad", "label": 1}])
-    convert.convert("textcat", tmp_path / "corpus", trees, sentences, dev=sentences, phrases=True)
+    convert.convert("textcat", tmp_path / "corpus", [trees], sentences, dev=[sentences], phrases=True)
     train = read_split(tmp_path / "corpus", "train")
     assert [doc.text for doc in train][:2] == ["It works ( 8\xa01/2", "It"] and len(train) == 7 + 3
     assert [max(doc.cats, key=doc.cats.get) for doc in train[7:]] == ["1", "2", "1"]
@@ -96,7 +96,7 @@ def test_phrases_train_and_whole_sentences_evaluate(tmp_path):
 def test_phrases_need_dev_sentences(tmp_path, capsys):
     trees = write_lines(tmp_path / "train.txt", [TOY_TREE])
     with pytest.raises(SystemExit):
-        convert.convert("textcat", tmp_path / "corpus", trees, trees, phrases=True)
+        convert.convert("textcat", tmp_path / "corpus", [trees], trees, phrases=True)
     assert "give the dev sentences with --dev" in capsys.readouterr().err
     assert not (tmp_path / "corpus").exists()
 
@@ -131,7 +131,7 @@ def imdb_rows(split, n):
 def test_imdb_classes_come_from_the_sentiment_field_of_gzipped_jsonl(tmp_path):
     train = write_jsonl(tmp_path / "imdb_train.jsonl.gz", imdb_rows("train", 40))
     test = write_jsonl(tmp_path / "imdb_test.jsonl.gz", imdb_rows("test", 10))
-    convert.convert("textcat", tmp_path / "corpus", train, test, dev_share=0.25, label_field="sentiment")
+    convert.convert("textcat", tmp_path / "corpus", [train], test, dev_share=0.25, label_field="sentiment")
     docs = {split: read_split(tmp_path / "corpus", split) for split in ("train", "dev", "test")}
     assert [len(docs[split]) for split in ("train", "dev", "test")] == [30, 10, 10]
     assert all(list(doc.cats) == ["neg", "pos"] and sum(doc.cats.values()) == 1.0 for split in docs.values()
@@ -188,13 +188,13 @@ def test_every_doc_keeps_its_group(tmp_path):
     rows = [{"text": f"reply {pair}{side}", "label": "SARCASM" if side == "a" else "NOT_SARCASM", "pair_id": pair}
             for pair in range(20) for side in "ab"]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    convert.convert("textcat", tmp_path / "corpus", path, path, dev_share=0.25, group_by="pair_id")
+    convert.convert("textcat", tmp_path / "corpus", [path], path, dev_share=0.25, group_by="pair_id")
     pair_of = {row["text"]: row["pair_id"] for row in rows}
     for split in ("train", "dev", "test"):
         docs = read_split(tmp_path / "corpus", split)
         assert docs and all(doc.user_data["group"] == pair_of[doc.text] for doc in docs)
         assert all(sum(other.user_data["group"] == doc.user_data["group"] for other in docs) == 2 for doc in docs)
-    convert.convert("textcat", tmp_path / "plain", path, path, dev_share=0.25)
+    convert.convert("textcat", tmp_path / "plain", [path], path, dev_share=0.25)
     assert all("group" not in doc.user_data for doc in read_split(tmp_path / "plain", "train"))
 
 

@@ -113,6 +113,35 @@ def test_other_product_titles_leave_out_worn_products_and_default_titles(scripts
     ]
 
 
+def test_marc_training_rows_leave_out_dev_and_test_reviews_and_repeats(scripts, tmp_path):
+    _, download, _ = scripts
+
+    def row(review_id, body):
+        return {"review_id": review_id, "review_body": body}
+
+    held_out = [row("en_test", "broke in a week"), row("en_dev", "fits my desk")]
+    first = tmp_path / "train_pc.json"
+    first.write_text("".join(json.dumps(r) + "\n" for r in [
+        row("en_1", "fast and quiet"), row("en_test", "another body, same id"), row("en_2", " broke in a week "),
+        row("en_1", "fast and quiet")]))
+    second = tmp_path / "train_toy.json"
+    second.write_text("".join(json.dumps(r) + "\n" for r in [row("en_3", "fast and quiet"), row("en_4", "fun")]))
+    rows = download.marc_train_rows([first, second], held_out)
+    assert [r["review_id"] for r in rows] == ["en_1", "en_4"]
+
+
+def test_convert_joins_training_files(scripts, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "project" / "scripts"))
+    import convert
+
+    clothing = write_pairs(tmp_path / "clothing.jsonl", PAIRS)
+    other = write_pairs(tmp_path / "other.jsonl", [("this cable charges my phone fast", "fast cable")])
+    convert.convert("seq2seq", tmp_path / "corpus", [clothing, other], other, dev=[clothing, other])
+    for split, n in (("train", 5), ("dev", 5), ("test", 1)):
+        lines = (tmp_path / "corpus" / f"{split}.jsonl").read_text().splitlines()
+        assert len(lines) == n and json.loads(lines[-1])["target"] == "fast cable"
+
+
 def test_title_baselines_score_another_test_file(scripts, tmp_path):
     _, _, baselines = scripts
     corpus = tmp_path / "corpus"

@@ -102,21 +102,28 @@ def read_phrases(path: Path) -> List[Dict]:
     return records
 
 
-def load_splits(kind: str, train: Path, test: Path, dev: Optional[Path], dev_share: float, group_by: Optional[str],
-                seed: int, limit_train: int, limit_eval: int, label_field: str = "label",
+def read_files(paths: Sequence[Path], kind: str, group_by: Optional[str], label_field: str) -> List[Dict]:
+    """The records of several JSONL files, one after the other."""
+    return [record for path in paths for record in read_records(path, kind, group_by, label_field)]
+
+
+def load_splits(kind: str, train: Sequence[Path], test: Path, dev: Sequence[Path], dev_share: float,
+                group_by: Optional[str], seed: int, limit_train: int, limit_eval: int, label_field: str = "label",
                 phrases: bool = False) -> Dict[str, List[Dict]]:
-    """Records per split; dev cut from train when not given; slices drawn."""
-    splits = {"train": read_phrases(train) if phrases else read_records(train, kind, group_by, label_field),
+    """Records per split (train and dev from one or more files); dev cut from
+    train when not given; slices drawn."""
+    splits = {"train": read_phrases(train[0]) if phrases else read_files(train, kind, group_by, label_field),
               "test": read_records(test, kind, group_by, label_field)}
     if dev:
-        splits["dev"] = read_records(dev, kind, group_by, label_field)
+        splits["dev"] = read_files(dev, kind, group_by, label_field)
     else:
         splits["train"], splits["dev"] = split_dev(splits["train"], dev_share, seed, group_by)
     limits = {"train": limit_train, "dev": limit_eval, "test": limit_eval}
     return {split: sample(splits[split], limits[split], seed, group_by) for split in ("train", "dev", "test")}
 
 
-def convert(kind: str, output_dir: Path, train: Path, test: Path, dev: Optional[Path] = None, dev_share: float = 0.1,
+def convert(kind: str, output_dir: Path, train: Sequence[Path], test: Path, dev: Sequence[Path] = (),
+            dev_share: float = 0.1,
             group_by: Optional[str] = None, seed: int = 0, limit_train: int = 0, limit_eval: int = 0,
             lang: str = "en", batch_size: int = 256, n_process: int = 1, label_field: str = "label",
             phrases: bool = False) -> None:
@@ -125,9 +132,9 @@ def convert(kind: str, output_dir: Path, train: Path, test: Path, dev: Optional[
     written."""
     if kind not in KINDS:
         fail(f"Unknown kind '{kind}': use textcat or seq2seq.")
-    if phrases and (kind != "textcat" or dev is None or group_by):
+    if phrases and (kind != "textcat" or not dev or group_by or len(train) > 1):
         fail("--phrases reads SST's training trees for textcat: give the dev sentences with --dev (a dev split cut "
-             "from the phrases would share sentences with train) and no --group-by.")
+             "from the phrases would share sentences with train), one --train and no --group-by.")
     splits = load_splits(kind, train, test, dev, dev_share, group_by, seed, limit_train, limit_eval, label_field,
                          phrases)
     nlp = spacy.blank(lang)
@@ -155,9 +162,11 @@ def main(
     # fmt: off
     kind: str = typer.Argument(..., help="textcat (records with a 'label') or seq2seq (records with a 'target')"),
     output_dir: Path = typer.Argument(..., help="Folder for train, dev and test (.spacy or .jsonl)"),
-    train: Path = typer.Option(..., help="Training records (.jsonl or .jsonl.gz), or with --phrases SST's trees"),
+    train: List[Path] = typer.Option(..., help="Training records (.jsonl or .jsonl.gz; repeat the option to join "
+                                                "files), or with --phrases SST's trees"),
     test: Path = typer.Option(..., help="Test records"),
-    dev: Optional[Path] = typer.Option(None, help="Dev records; without them a dev split is cut from train"),
+    dev: List[Path] = typer.Option([], help="Dev records (repeat to join files); without them a dev split is cut "
+                                            "from train"),
     dev_share: float = typer.Option(0.1, help="Share of train that becomes dev"),
     group_by: Optional[str] = typer.Option(None, help="Field whose records stay on one side of a split (pair_id); "
                                                    "each Doc keeps it in user_data['group']"),

@@ -55,10 +55,21 @@ WECR_URL = (
     "31a3d4bdcaf1499e4a8bfc74d4b935280a616d91/womens-ecommerce-clothing-reviews.zip"
 )
 WECR_KAGGLE = "https://www.kaggle.com/datasets/nicapotato/womens-ecommerce-clothing-reviews"
-# MARC's English test split with titles and categories (Amazon withdrew the corpus; in this public copy the
-# review bodies and stars match shared/data's marc_en_test.jsonl line for line).
-MARC_TITLES_URL = ("https://raw.githubusercontent.com/krithravi/review-prediction/"
-                   "6e7fb14a24233c79c6e9c1a8875e22640fabdc5b/dataset/dataset_en_test.json")
+# MARC-en with titles and categories (Amazon withdrew the corpus; in this public copy the test review bodies
+# and stars match shared/data's marc_en_test.jsonl line for line): the test and dev files, and the copy's
+# per-category files (`prodAnalysis/train_<category>.json`), which also hold dev and test reviews.
+MARC_COPY_URL = ("https://raw.githubusercontent.com/krithravi/review-prediction/"
+                 "6e7fb14a24233c79c6e9c1a8875e22640fabdc5b/dataset/")
+MARC_TITLES_URL = MARC_COPY_URL + "dataset_en_test.json"
+MARC_TITLES_DEV_URL = MARC_COPY_URL + "dataset_en_dev.json"
+# The categories that are not worn, less home, other and wireless: the copy's three largest files, which could
+# not be checked here (their test reviews stay in the test set: kinds of products the title model never saw).
+MARC_TRAIN_CATEGORIES = (
+    "automotive", "baby_product", "beauty", "book", "camera", "digital_ebook_purchase", "digital_video_download",
+    "drugstore", "electronics", "furniture", "grocery", "home_improvement", "industrial_supplies", "kitchen",
+    "lawn_and_garden", "luggage", "musical_instruments", "office_product", "pc", "personal_care_appliances",
+    "pet_products", "sports", "toy", "video_games",
+)
 # Worn products (the title model is trained on women's clothing), and Amazon's default titles, which no review says.
 WORN_CATEGORIES = {"apparel", "shoes", "jewelry", "watch"}
 DEFAULT_TITLES = {"one star", "two stars", "three stars", "four stars", "five stars"}
@@ -317,8 +328,10 @@ def convert_titles(zip_path: Path) -> Records:
 # --- MARC-en test reviews of other products, with their titles ------------------------------------------
 
 
-def fetch_marc_titles(raw_dir: Path) -> Path:
-    return fetch_url(MARC_TITLES_URL, raw_dir)
+def fetch_marc_titles(raw_dir: Path) -> Dict[str, Any]:
+    train_urls = [f"{MARC_COPY_URL}prodAnalysis/train_{category}.json" for category in MARC_TRAIN_CATEGORIES]
+    return {"test": fetch_url(MARC_TITLES_URL, raw_dir), "dev": fetch_url(MARC_TITLES_DEV_URL, raw_dir),
+            "train": [fetch_url(url, raw_dir) for url in train_urls]}
 
 
 def other_product_title_records(rows: Iterable[Dict]) -> List[Dict]:
@@ -333,8 +346,27 @@ def other_product_title_records(rows: Iterable[Dict]) -> List[Dict]:
     ]
 
 
-def convert_marc_titles(json_path: Path) -> Records:
-    return {"test": other_product_title_records(srsly.read_jsonl(json_path))}
+def marc_train_rows(paths: Iterable[Path], held_out: Iterable[Dict]) -> List[Dict]:
+    """The rows of the per-category files that are neither in MARC-en's dev
+    or test files (by review_id or review body) nor repeated."""
+    held_out = list(held_out)
+    seen_ids = {row["review_id"] for row in held_out}
+    seen_bodies = {row["review_body"].strip() for row in held_out}
+    rows = []
+    for path in paths:
+        for row in srsly.read_jsonl(path):
+            body = row["review_body"].strip()
+            if row["review_id"] not in seen_ids and body not in seen_bodies:
+                seen_ids.add(row["review_id"])
+                seen_bodies.add(body)
+                rows.append(row)
+    return rows
+
+
+def convert_marc_titles(paths: Dict[str, Any]) -> Records:
+    test, dev = list(srsly.read_jsonl(paths["test"])), list(srsly.read_jsonl(paths["dev"]))
+    return {"train": other_product_title_records(marc_train_rows(paths["train"], test + dev)),
+            "dev": other_product_title_records(dev), "test": other_product_title_records(test)}
 
 
 DATASETS = {
@@ -393,10 +425,11 @@ DATASETS = {
         convert=convert_titles,
     ),
     "titles-other": Dataset(
-        files={"test": "amazon_other_products_title_test.jsonl"},
-        counts={"test": 3967},
-        sources=f"MARC-en's test reviews with their titles from {MARC_TITLES_URL}, without worn products "
-                "and Amazon's default titles",
+        files={"train": "amazon_other_products_title_train.jsonl", "dev": "amazon_other_products_title_dev.jsonl",
+               "test": "amazon_other_products_title_test.jsonl"},
+        counts={"train": 87554, "dev": 4032, "test": 3967},
+        sources=f"MARC-en's reviews with their titles from {MARC_COPY_URL} (test, dev and the per-category files "
+                "of 24 categories), without worn products and Amazon's default titles",
         fetch=fetch_marc_titles,
         convert=convert_marc_titles,
     ),
