@@ -104,7 +104,8 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
 
     pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
     default = load_config(REPO / "configs" / "textcat_ensemble_lstm_w64.cfg")
-    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg", "pretrain_textcat_lstm_w64.cfg"]
+    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg", "pretrain_textcat_lstm_w256.cfg",
+                                "pretrain_textcat_lstm_w64.cfg"]
     assert pretrain["pretraining"]["component"] == "textcat" and pretrain["pretraining"]["layer"] == "encoder"
     assert pretrain["pretraining"]["objective"]["@architectures"] == "spacy_rnn.BiLM.v1"
     assert pretrain["corpora"]["pretrain"]["@readers"] == "spacy.JsonlCorpus.v1"
@@ -130,6 +131,19 @@ def test_pretrain_config_of_the_rnn_alone_has_the_same_encoder_without_the_linea
     del model["linear_model"]
     model["@architectures"] = "spacy_rnn.TextCatRNN.v1"
     assert alone == ensemble
+
+
+def test_wide_pretrain_config_differs_only_in_widths():
+    """pretrain_textcat_lstm_w256.cfg is pretrain_textcat_lstm_w64.cfg with a
+    BiLSTM of width 256 over embeddings of width 128."""
+    from spacy.util import load_config
+
+    narrow = load_config(REPO / "configs" / "pretrain_textcat_lstm_w64.cfg")
+    wide = load_config(REPO / "configs" / "pretrain_textcat_lstm_w256.cfg")
+    model = wide["components"]["textcat"]["model"]
+    assert (model["width"], model["tok2vec"]["width"]) == (256, 128)
+    model["width"], model["tok2vec"]["width"] = 64, 64
+    assert wide == narrow
 
 
 def test_pretrain_config_pretraining_block_resolves(tmp_path):
