@@ -276,10 +276,11 @@ def test_every_textcat_baselines_step_writes_each_baseline(project_yml):
 def test_the_long_workflows_stay_out_of_all(project_yml):
     workflows = project_yml["workflows"]
     for name in ("imdb", "sst5-phrases", "pretrain"):
-        own = {step for step in workflows[name] if step != "sources" and not step.startswith("download-")}
+        own = {step for step in workflows[name] if step != "sources" and not step.startswith(("download-", "convert-"))}
         assert own and not own & set(workflows["all"]), name
     assert "train-imdb" in workflows["imdb"] and "evaluate-sst5-phrases" in workflows["sst5-phrases"]
     assert {f"pretrain-{domain}" for domain in ("movies", "products", "reddit")} <= set(workflows["pretrain"])
+    assert workflows["pretrain"][-2:] == ["train-sst5-pretrained", "evaluate-sst5-pretrained"]
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))
