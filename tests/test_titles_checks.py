@@ -130,9 +130,8 @@ def test_marc_training_rows_leave_out_dev_and_test_reviews_and_repeats(scripts, 
     assert [r["review_id"] for r in rows] == ["en_1", "en_4"]
 
 
-def test_convert_joins_training_files(scripts, tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "project" / "scripts"))
-    import convert
+def test_convert_joins_training_files(scripts, tmp_path):
+    import convert  # beside the scripts the fixture put on sys.path
 
     clothing = write_pairs(tmp_path / "clothing.jsonl", PAIRS)
     other = write_pairs(tmp_path / "other.jsonl", [("this cable charges my phone fast", "fast cable")])

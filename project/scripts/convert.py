@@ -123,10 +123,9 @@ def load_splits(kind: str, train: Sequence[Path], test: Path, dev: Sequence[Path
 
 
 def convert(kind: str, output_dir: Path, train: Sequence[Path], test: Path, dev: Sequence[Path] = (),
-            dev_share: float = 0.1,
-            group_by: Optional[str] = None, seed: int = 0, limit_train: int = 0, limit_eval: int = 0,
-            lang: str = "en", batch_size: int = 256, n_process: int = 1, label_field: str = "label",
-            phrases: bool = False) -> None:
+            dev_share: float = 0.1, group_by: Optional[str] = None, seed: int = 0, limit_train: int = 0,
+            limit_eval: int = 0, lang: str = "en", batch_size: int = 256, n_process: int = 1,
+            label_field: str = "label", phrases: bool = False) -> None:
     """Write train, dev and test (.spacy for textcat, .jsonl for seq2seq);
     raises a DataError naming the file and line of a bad record before any is
     written."""
