@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from spacy_rnn.layers.lm import BiLM, perplexity
 from spacy_rnn.lm_words import app as lm_words_app
 from spacy_rnn.nn.lm import BOUNDARY, N_SPECIAL, UNKNOWN, neighbour_targets
+from spacy_rnn.pipeline.seq2seq import set_target
 
 CORPUS = [
     "the cat sat on the mat",
@@ -604,3 +605,119 @@ def test_encoder_schedule_is_not_saved_with_the_weights():
 def test_encoder_schedule_refuses_negative_settings():
     with pytest.raises(ValueError, match="0 or more"):
         registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(learn_rate_scale=-0.1)
+
+
+# --- the rnn_seq2seq encoder: starts from an encoder pretrained through a text classifier ---------------------
+
+TITLES = [("the cat sat on the mat", "cat on mat"), ("the dog sat on the rug", "dog on rug"),
+          ("a cat lay on a mat", "cat on mat"), ("a dog lay on a rug", "dog on rug"),
+          ("the cat saw the dog", "cat saw dog"), ("the dog saw the cat", "dog saw cat")]
+
+
+def seq2seq_nlp(width=16, cell="lstm", pretraining=None, init_tok2vec=None):
+    """A copy-decoder rnn_seq2seq whose tok2vec and encoder settings are those of textcat_nlp()."""
+    config = {
+        "nlp": {"lang": "en", "pipeline": ["rnn_seq2seq"]},
+        "components": {"rnn_seq2seq": {
+            "factory": "rnn_seq2seq", "min_freq": 1, "beam_size": 1, "max_length": 6,
+            "model": {"@architectures": "spacy_rnn.Seq2Seq.v2", "width": width, "cell": cell, "target_width": 8,
+                      "tok2vec": EMBED},
+        }},
+        "initialize": {"init_tok2vec": init_tok2vec},
+    }
+    if pretraining:
+        config["pretraining"] = pretraining
+    return spacy.util.load_model_from_config(load_config_from_str(spacy.util.Config(config).to_str()),
+                                             auto_fill=True)
+
+
+def title_examples(nlp):
+    return [Example(nlp.make_doc(text), set_target(nlp.make_doc(text), title)) for text, title in TITLES]
+
+
+def encoder_decoder_state(nlp):
+    module = nlp.get_pipe("rnn_seq2seq").model.get_ref("encoder_decoder").shims[0].module
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+@pytest.fixture
+def pretrained_encoder(words):
+    """A textcat's encoder after 5 pretraining steps: (layer, saved bytes)."""
+    fix_random_seed(0)
+    source = textcat_nlp()
+    encoder = pretrainable(source)
+    pretrain(source, encoder, words, steps=5)
+    return encoder, encoder.to_bytes()
+
+
+def test_pretrained_encoder_loads_into_the_seq2seq_encoder_only_and_round_trips(pretrained_encoder, tmp_path):
+    encoder, pretrained = pretrained_encoder
+    docs = [spacy.blank("en").make_doc(text) for text in HELD_OUT]
+    nlp = seq2seq_nlp()
+    nlp.initialize(lambda: title_examples(nlp))
+    model = nlp.get_pipe("rnn_seq2seq").model
+    before = encoder_decoder_state(nlp)
+    model.get_ref("encoder").from_bytes(pretrained)
+
+    # The encoder's states are the pretrained encoder's; its tok2vec holds the pretrained embeddings.
+    for states, expected in zip(model.get_ref("encoder").predict(docs), encoder.predict(docs)):
+        numpy.testing.assert_array_equal(states, expected)
+    for vectors, expected in zip(model.get_ref("tok2vec").predict(docs), encoder.layers[0].predict(docs)):
+        numpy.testing.assert_array_equal(vectors, expected)
+    # Only the encoder's weights changed (the textcat's pooling, if any, is left out); the decoder's did not.
+    after = encoder_decoder_state(nlp)
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed == {key for key in before if key.startswith("encoder.")} != set()
+    # The encoder ref saves in the classifier's format, and loads back.
+    assert_same_weights(model.get_ref("encoder").to_bytes(), pretrained)
+    other = seq2seq_nlp()
+    other.initialize(lambda: title_examples(other))
+    other.get_pipe("rnn_seq2seq").model.get_ref("encoder").from_bytes(model.get_ref("encoder").to_bytes())
+    assert_same_weights(other.get_pipe("rnn_seq2seq").model.get_ref("encoder").to_bytes(), pretrained)
+
+    # Fine-tuned, saved and loaded as any rnn_seq2seq pipeline: the ref is not part of the saved format.
+    optimizer = nlp.create_optimizer()
+    for _ in range(5):
+        nlp.update(title_examples(nlp), sgd=optimizer)
+    expected = [doc._.generated for doc in nlp.pipe(text for text, _ in TITLES)]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert [doc._.generated for doc in loaded.pipe(text for text, _ in TITLES)] == expected
+    assert_same_weights(loaded.get_pipe("rnn_seq2seq").model.get_ref("encoder").to_bytes(),
+                        model.get_ref("encoder").to_bytes())
+
+
+def test_init_tok2vec_loads_a_pretrained_encoder_into_rnn_seq2seq(pretrained_encoder, tmp_path):
+    _, pretrained = pretrained_encoder
+    (tmp_path / "model.bin").write_bytes(pretrained)
+    # The [pretraining] block of a seq2seq config: spaCy reads component and layer, and resolves the whole block.
+    pretraining = load_config_from_str(PRETRAIN_CONFIG.format(component="rnn_seq2seq", layer="encoder"),
+                                       interpolate=False)["pretraining"]
+    pretraining["objective"]["words"] = None
+    nlp = seq2seq_nlp(pretraining=pretraining, init_tok2vec=str(tmp_path / "model.bin"))
+    nlp.initialize(lambda: title_examples(nlp))
+    assert_same_weights(nlp.get_pipe("rnn_seq2seq").model.get_ref("encoder").to_bytes(), pretrained)
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"width": 32}, "'nO' of the layer .*rnn_states_view' is 16 in the weights, 32 in the config"),
+    ({"cell": "gru"}, "cell = 'lstm' in the weights, 'gru' in the config"),
+])
+def test_another_encoder_is_refused_and_leaves_the_seq2seq_model_as_it_was(pretrained_encoder, settings, message):
+    _, pretrained = pretrained_encoder
+    nlp = seq2seq_nlp(**settings)
+    nlp.initialize(lambda: title_examples(nlp))
+    model = nlp.get_pipe("rnn_seq2seq").model
+    before = model.to_bytes()
+    with pytest.raises(ValueError, match=message):
+        model.get_ref("encoder").from_bytes(pretrained)
+    assert model.to_bytes() == before
+
+
+def test_the_seq2seq_encoder_cannot_be_pretrained_or_loaded_before_initialize(pretrained_encoder):
+    _, pretrained = pretrained_encoder
+    nlp = seq2seq_nlp()
+    with pytest.raises(ValueError, match="built with its decoder.*Pretrain the encoder of a text classifier"):
+        pretrainable(nlp)  # what spacy pretrain does first
+    with pytest.raises(ValueError, match="initialize the pipeline first"):
+        nlp.get_pipe("rnn_seq2seq").model.get_ref("encoder").from_bytes(pretrained)

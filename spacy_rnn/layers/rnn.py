@@ -27,7 +27,7 @@ from .torch_bridge import TorchModuleShim, non_finite_message
 def RNNStates(width: int, max_length: int = 0, **rnn_kwargs: Any) -> Model[List[Floats2d], List[Floats2d]]:
     """All states (h_1 … h_T) of a recurrent network, one array per Doc;
     Docs longer than max_length are read in windows of max_length tokens."""
-    forward = partial(_forward_states, max_length=max_length)
+    forward = partial(forward_states, max_length=max_length)
     return _torch_rnn_layer("rnn_states", RecurrentEncoder, width, None, width, rnn_kwargs, forward)
 
 
@@ -48,7 +48,7 @@ def RNNStatesView(pooled: Model, max_length: int = 0) -> Model[List[Floats2d], L
     the same shim as `pooled` (not `pooled` itself, so the weights are saved
     once): weights, optimizer state and loaded bytes are shared."""
     module_kwargs = pooled.attrs["module_kwargs"]
-    forward = partial(_forward_states, max_length=max_length, pool=False)
+    forward = partial(forward_states, max_length=max_length, pool=False)
     return Model(
         "rnn_states_view",
         forward,
@@ -131,7 +131,7 @@ def windows(lengths: Sequence[int], max_length: int) -> List[int]:
     return [min(max_length, length - start) for length in lengths for start in range(0, length, max_length)]
 
 
-def _forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0, **module_kwargs: Any):
+def forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0, **module_kwargs: Any):
     lengths = [int(x.shape[0]) for x in Xs]
     (states, _final), torch_backprop = _run(model, Xs, windows(lengths, max_length), is_train, **module_kwargs)
     Ys = model.ops.unflatten(torch2xp(states), lengths) if Xs else []

@@ -12,7 +12,13 @@ The copy decoder also needs the target id of each source token it reads
 source ids), and target and source ids may hold extended ids, from nO on,
 for words of the source outside the target vocabulary. Its scores have one
 column per id of the extended vocabulary of the batch.
+
+The model's `encoder` ref (tok2vec + `EncoderStatesView`) gives the states
+of the recurrent encoder, sharing its weights: `[initialize] init_tok2vec`
+loads an encoder pretrained by `spacy pretrain` through a text classifier's
+`encoder` ref with the same settings into it.
 """
+from functools import partial
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -23,8 +29,11 @@ from thinc.types import Floats1d, Floats2d
 
 from ..nn.seq2seq import EncoderDecoder
 from ..vocab import BOS, EOS, PAD, UNK
-from .rnn import first_tokens, pad_rows
-from .torch_bridge import CheckedModel, TorchModuleShim, module_threads
+from .rnn import forward_states, first_tokens, pad_rows
+from .textcat import CheckedChain
+from .torch_bridge import CheckedModel, SubmoduleShim, TorchModuleShim, module_threads
+
+ENCODER_SETTINGS = ("nI", "width", "cell", "depth", "bidirectional", "activation")  # shared with a pretrained encoder
 
 TargetIds = List[List[int]]  # one list per Doc, ending with EOS
 SourceIds = List[List[int]]  # the copy decoder's: one id per source token read, one list per Doc
@@ -75,6 +84,37 @@ def Seq2Seq(
     )
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("encoder_decoder", encoder_decoder)
+    model.set_ref("encoder", CheckedChain(tok2vec, EncoderStatesView(encoder_decoder, max_source_length)))
+    return model
+
+
+def EncoderStatesView(encoder_decoder: Model, max_length: int = 0) -> Model[List[Floats2d], List[Floats2d]]:
+    """All states of the encoder of `encoder_decoder`, one array per Doc (read
+    in windows of max_length tokens, as RNNStates does), sharing its weights.
+    It saves and loads the encoder's weights alone, in the format of a text
+    classifier's `encoder` ref, and is usable once the encoder-decoder is built."""
+    module_kwargs = encoder_decoder.attrs["module_kwargs"]
+    return Model(
+        "rnn_states_view",
+        partial(forward_states, max_length=max_length),
+        init=_init_encoder_view,
+        dims={"nI": None, "nO": module_kwargs["width"]},
+        attrs={"module_kwargs": {key: module_kwargs.get(key) for key in ENCODER_SETTINGS if key != "nI"}},
+        shims=[SubmoduleShim(encoder_decoder.shims[0], "encoder", ENCODER_SETTINGS)],
+    )
+
+
+def _init_encoder_view(model: Model, X=None, Y=None) -> Model:
+    shim: SubmoduleShim = model.shims[0]
+    if shim.module is None:
+        raise ValueError(
+            "The rnn_seq2seq encoder is built with its decoder, once the target vocabulary is known, so it cannot be "
+            "initialized or pretrained on its own. Pretrain the encoder of a text classifier config with the same "
+            "tok2vec and encoder settings (e.g. configs/pretrain_textcat_lstm_w256.cfg) and load the file into the "
+            "rnn_seq2seq model with [initialize] init_tok2vec ([pretraining] component = \"rnn_seq2seq\", "
+            "layer = \"encoder\")."
+        )
+    model.set_dim("nI", shim.whole.cfg["nI"])
     return model
 
 

@@ -198,20 +198,97 @@ class TorchModuleShim(PyTorchShim):
                 "'config' and 'state'). The file is damaged or was replaced: save or download the pipeline again."
             )
         config = msg["config"]
-        different = [
-            f"{key} = {config.get(key)!r} in the weights, {value!r} in the config"
-            for key, value in self.settings.items()
-            if config.get(key) != value
-        ]
+        different = settings_differences(config, self.settings)
         if different:
             raise ValueError(
                 f"The saved {name} weights were trained with other settings than the config: "
-                f"{'; '.join(different)}. Load the pipeline with the config.cfg saved beside its weights, or retrain."
+                f"{different}. Load the pipeline with the config.cfg saved beside its weights, or retrain."
             )
         for key, value in msg["state"].items():
             if not isinstance(value, numpy.ndarray) or value.dtype.kind != "f":
                 raise ValueError(f"Cannot load {name} weights: '{key}' is not an array of floats (damaged file?).")
         return config, {key: torch.from_numpy(numpy.array(value)) for key, value in msg["state"].items()}
+
+
+class SubmoduleShim(TorchModuleShim):
+    """The shim of one submodule of another TorchModuleShim's module (the
+    `encoder` of an EncoderDecoder), sharing its weights: it runs and updates
+    that submodule alone. It saves and loads the submodule's weights in the
+    record of a module that holds it under the same attribute name, so that
+    an encoder saved by a text classifier's `encoder` ref (its weights named
+    `encoder.*`, beside the pooling's) loads into it; the other weights of
+    such a record are left out. `compared`: the settings of the whole that
+    the record must share (widths, cell, depth, ...)."""
+
+    def __init__(self, whole: TorchModuleShim, attribute: str, compared: Tuple[str, ...]):
+        self.whole = whole
+        self.attribute = attribute
+        self.compared = compared
+        super().__init__(whole.module_class)
+
+    @property
+    def _model(self) -> Optional[torch.nn.Module]:
+        whole = self.whole.module
+        return None if whole is None else getattr(whole, self.attribute)
+
+    @_model.setter
+    def _model(self, module: Optional[torch.nn.Module]) -> None:
+        if module is not None:  # thinc's Shim.__init__ sets None
+            raise ValueError(f"A SubmoduleShim's module is the '{self.attribute}' of its whole module.")
+
+    def build(self, **kwargs: Any) -> torch.nn.Module:
+        raise ValueError(f"The '{self.attribute}' is built with the module that holds it, not on its own.")
+
+    def own_settings(self) -> Dict[str, Any]:
+        return {key: self.whole.cfg[key] for key in self.compared}
+
+    def to_bytes(self) -> bytes:
+        if self._model is None:
+            return srsly.msgpack_dumps(NOT_BUILT)
+        state = {f"{self.attribute}.{k}": v.detach().cpu().numpy() for k, v in self._model.state_dict().items()}
+        not_finite = [key for key, value in state.items() if not numpy.isfinite(value).all()]
+        if not_finite:
+            raise ValueError(non_finite_message(f"the {self.attribute} weights {', '.join(not_finite)}"))
+        return srsly.msgpack_dumps({"config": self.own_settings(), "state": state})
+
+    def read(self, bytes_data: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, torch.Tensor]]]:
+        """The settings and the submodule's weights of a saved record, checked
+        against the whole module's settings."""
+        if self._model is None:
+            raise ValueError(
+                f"Cannot load '{self.attribute}' weights before the model that holds them is built: initialize "
+                "the pipeline first (spaCy loads [initialize] init_tok2vec after the components' initialize)."
+            )
+        config, state = super().read(bytes_data)
+        if config is None:
+            raise ValueError(f"Cannot load '{self.attribute}' weights: the saved record holds none (never built).")
+        different = settings_differences(config, self.own_settings())
+        if different:
+            raise ValueError(
+                f"The saved '{self.attribute}' weights do not fit this model: {different}. Give the model the "
+                "settings of the model that saved them (for a pretrained encoder: the widths, cell, depth and "
+                "direction of the pretraining config's encoder and tok2vec)."
+            )
+        prefix = f"{self.attribute}."
+        return config, {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+    def from_bytes(self, bytes_data: bytes) -> "SubmoduleShim":
+        _config, state = self.read(bytes_data)
+        try:
+            self._model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"The saved '{self.attribute}' weights do not fit this model: {err}") from None
+        return self
+
+
+def settings_differences(saved: Dict[str, Any], expected: Dict[str, Any]) -> str:
+    """The settings whose saved value is not the expected one, as
+    "key = saved in the weights, expected in the config; ..." ("" if none)."""
+    return "; ".join(
+        f"{key} = {saved.get(key)!r} in the weights, {value!r} in the config"
+        for key, value in expected.items()
+        if saved.get(key) != value
+    )
 
 
 def non_finite_message(what: str) -> str:
