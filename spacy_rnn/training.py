@@ -5,7 +5,7 @@ from spacy.language import Language
 from spacy.util import registry
 from thinc.api import Model
 
-from .layers.torch_bridge import LEARN_RATE_SCALE
+from .layers.torch_bridge import LEARN_RATE_SCALE, SUBMODULE_LEARN_RATE_SCALES
 
 
 @registry.callbacks("spacy_rnn.pretrained_encoder_schedule.v1")
@@ -25,18 +25,35 @@ def create_pretrained_encoder_schedule(
     frozen_steps (int): Updates before the encoder starts to learn; 0: from
         the first.
     """
+    return encoder_schedule("spacy_rnn.pretrained_encoder_schedule.v1", learn_rate_scale, frozen_steps, seq2seq=False)
+
+
+@registry.callbacks("spacy_rnn.pretrained_encoder_schedule.v2")
+def create_pretrained_encoder_schedule_v2(
+    learn_rate_scale: float = 1.0, frozen_steps: int = 0
+) -> Callable[[Language, Dict], None]:
+    """v1, for the text classifiers and for every `rnn_seq2seq` model too: its
+    tok2vec and the encoder of its encoder-decoder (what `init_tok2vec` loads
+    through its "encoder" ref); the decoder learns at the full rate."""
+    return encoder_schedule("spacy_rnn.pretrained_encoder_schedule.v2", learn_rate_scale, frozen_steps, seq2seq=True)
+
+
+def encoder_schedule(name: str, learn_rate_scale: float, frozen_steps: int, seq2seq: bool) -> Callable:
     if learn_rate_scale < 0 or frozen_steps < 0:
         raise ValueError(
-            "spacy_rnn.pretrained_encoder_schedule.v1: learn_rate_scale and frozen_steps must be 0 or more, "
-            f"not {learn_rate_scale} and {frozen_steps}."
+            f"{name}: learn_rate_scale and frozen_steps must be 0 or more, not {learn_rate_scale} and {frozen_steps}."
         )
 
     def before_update(nlp: Language, info: Dict) -> None:
         scale = 0.0 if info["step"] < frozen_steps else learn_rate_scale
         for _, pipe in nlp.components:
             model = getattr(pipe, "model", None)
-            if isinstance(model, Model) and model.has_ref("encoder") and model.has_ref("rnn"):
+            if not isinstance(model, Model) or not model.has_ref("encoder"):
+                continue
+            if model.has_ref("rnn"):
                 set_encoder_learn_rate(model, scale)
+            elif seq2seq and model.has_ref("encoder_decoder"):
+                set_seq2seq_encoder_learn_rate(model, scale)
 
     return before_update
 
@@ -48,3 +65,11 @@ def set_encoder_learn_rate(model: Model, scale: float) -> None:
     for ref in ("tok2vec", "rnn"):
         for node in model.get_ref(ref).walk():
             node.attrs[LEARN_RATE_SCALE] = scale
+
+
+def set_seq2seq_encoder_learn_rate(model: Model, scale: float) -> None:
+    """Mark the tok2vec of a Seq2Seq model, and the encoder inside its
+    encoder-decoder's torch module, to learn at `scale` times the rate."""
+    for node in model.get_ref("tok2vec").walk():
+        node.attrs[LEARN_RATE_SCALE] = scale
+    model.get_ref("encoder_decoder").attrs[SUBMODULE_LEARN_RATE_SCALES] = {"encoder": scale}

@@ -721,3 +721,49 @@ def test_the_seq2seq_encoder_cannot_be_pretrained_or_loaded_before_initialize(pr
         pretrainable(nlp)  # what spacy pretrain does first
     with pytest.raises(ValueError, match="initialize the pipeline first"):
         nlp.get_pipe("rnn_seq2seq").model.get_ref("encoder").from_bytes(pretrained)
+
+
+def seq2seq_encoder_and_decoder_weights(model):
+    """Copies of the encoder's weights (tok2vec params, the encoder part of the torch module) and of the rest."""
+    encoder = [node.get_param(name).copy() for node in model.get_ref("tok2vec").walk()
+               for name in node.param_names if node.has_param(name)]
+    state = model.get_ref("encoder_decoder").shims[0].module.state_dict()
+    encoder += [value.detach().clone().numpy() for key, value in state.items() if key.startswith("encoder.")]
+    return encoder, [value.detach().clone().numpy() for key, value in state.items() if not key.startswith("encoder.")]
+
+
+def test_encoder_schedule_v2_freezes_then_scales_the_seq2seq_encoder_only():
+    from thinc.api import SGD
+
+    fix_random_seed(0)
+    nlp = seq2seq_nlp()
+    nlp.initialize(lambda: title_examples(nlp))
+    model = nlp.get_pipe("rnn_seq2seq").model
+    optimizer = SGD(0.1)
+    # v1 schedules text classifiers only: the seq2seq encoder learns.
+    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(frozen_steps=10)(nlp, {"step": 0})
+    encoder, _ = seq2seq_encoder_and_decoder_weights(model)
+    nlp.update(title_examples(nlp), sgd=optimizer)
+    assert max(moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])) > 0
+
+    schedule = registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v2")(learn_rate_scale=0.5, frozen_steps=2)
+    for step in range(2):
+        encoder, decoder = seq2seq_encoder_and_decoder_weights(model)
+        schedule(nlp, {"step": step, "epoch": 0})
+        nlp.update(title_examples(nlp), sgd=optimizer)
+        encoder_after, decoder_after = seq2seq_encoder_and_decoder_weights(model)
+        assert max(moved(encoder, encoder_after)) == 0  # frozen
+        assert max(moved(decoder, decoder_after)) > 0
+    # after frozen_steps, half the rate: half as far as the same update at the full rate.
+    schedule(nlp, {"step": 2, "epoch": 0})
+    start = model.to_bytes()
+    assert b"learn_rate_scale" not in start  # the schedule is not saved
+    encoder, _ = seq2seq_encoder_and_decoder_weights(model)
+    nlp.update(title_examples(nlp), sgd=optimizer)
+    half = moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])
+    model.from_bytes(start)
+    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v2")()(nlp, {"step": 2, "epoch": 0})
+    nlp.update(title_examples(nlp), sgd=optimizer)
+    full = moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])
+    assert sum(half) > 0
+    numpy.testing.assert_allclose(half, [0.5 * value for value in full], rtol=1e-4, atol=1e-7)

@@ -20,7 +20,7 @@ ARCHITECTURES = [
 FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]
 READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
-CALLBACKS = ["spacy_rnn.pretrained_encoder_schedule.v1"]
+CALLBACKS = ["spacy_rnn.pretrained_encoder_schedule.v1", "spacy_rnn.pretrained_encoder_schedule.v2"]
 
 
 def entry_points():

@@ -24,6 +24,9 @@ from thinc.shims import PyTorchShim, Shim
 NOT_BUILT = {"config": None, "state": None}  # the saved record of a shim that was never built
 # node.attrs key: this node's weights learn at that many times the optimizer's rate (CheckedModel.finish_update)
 LEARN_RATE_SCALE = "learn_rate_scale"
+# node.attrs key: {submodule name: scale}, the same for the weights of those submodules of the node's torch module
+SUBMODULE_LEARN_RATE_SCALES = "submodule_learn_rate_scales"
+SCHEDULE_ATTRS = (LEARN_RATE_SCALE, SUBMODULE_LEARN_RATE_SCALES)  # set in training, never saved
 
 from ..nn.recurrent import concurrent_directions
 
@@ -105,17 +108,21 @@ class TorchModuleShim(PyTorchShim):
         self._model = self.module_class(**kwargs).to(get_torch_default_device())
         return self._model
 
-    def finish_update(self, optimizer: Optimizer, lr_scale: float = 1.0) -> None:
+    def finish_update(
+        self, optimizer: Optimizer, lr_scale: float = 1.0, submodule_scales: Optional[Dict[str, float]] = None
+    ) -> None:
         """One optimizer step per torch parameter, kept in the parameter's own
-        memory, at `lr_scale` times the optimizer's learning rate. (thinc's
-        PyTorchShim rebinds `parameter.data` to the optimizer's array, which
-        on a GPU takes LSTM/GRU weights out of cuDNN's single weight buffer:
-        torch then copies them at every call.)"""
-        scaled = {} if lr_scale == 1.0 else {"lr_scale": lr_scale}
+        memory, at `lr_scale` times the optimizer's learning rate, or at the
+        scale `submodule_scales` gives its top-level submodule (e.g.
+        {"encoder": 0.25}). (thinc's PyTorchShim rebinds `parameter.data` to
+        the optimizer's array, which on a GPU takes LSTM/GRU weights out of
+        cuDNN's single weight buffer: torch then copies them at every call.)"""
         with torch.no_grad():
             for name, parameter in self._model.named_parameters():
                 if parameter.grad is None:
                     continue
+                scale = (submodule_scales or {}).get(name.split(".", 1)[0], lr_scale)
+                scaled = {} if scale == 1.0 else {"lr_scale": scale}
                 weights, _ = optimizer((self.id, name), torch2xp(parameter.data), torch2xp(parameter.grad), **scaled)
                 updated = xp2torch(weights, device=parameter.device)
                 if updated.data_ptr() != parameter.data_ptr():  # thinc's optimizers update in place; others may not
@@ -324,13 +331,19 @@ class CheckedModel(Model):
 
     def finish_update(self, optimizer: Optimizer) -> None:
         """thinc's finish_update, where a node with `attrs["learn_rate_scale"]`
-        (set by `spacy_rnn.pretrained_encoder_schedule.v1`) learns at that many
-        times the optimizer's learning rate (0: not at all), shims included."""
+        (set by `spacy_rnn.pretrained_encoder_schedule`) learns at that many
+        times the optimizer's learning rate (0: not at all), shims included,
+        and the submodules named in `attrs["submodule_learn_rate_scales"]` of
+        a node's torch module learn at their own scale."""
         for node in self.walk():
             scale = node.attrs.get(LEARN_RATE_SCALE, 1.0)
             scaled = {} if scale == 1.0 else {"lr_scale": scale}
+            submodules = node.attrs.get(SUBMODULE_LEARN_RATE_SCALES)
             for shim in node.shims:
-                shim.finish_update(optimizer, **scaled)
+                if submodules:
+                    shim.finish_update(optimizer, submodule_scales=submodules, **scaled)
+                else:
+                    shim.finish_update(optimizer, **scaled)
             for name in node.param_names:
                 if node.has_grad(name):
                     param, _ = optimizer((node.id, name), node.get_param(name), node.get_grad(name), **scaled)
@@ -348,13 +361,14 @@ class CheckedModel(Model):
         views = self.views()
         for name in views:
             del self._refs[name]
-        scales = {node: node.attrs.pop(LEARN_RATE_SCALE) for node in self.walk() if LEARN_RATE_SCALE in node.attrs}
+        schedule = [(node, key, node.attrs.pop(key)) for node in self.walk() for key in SCHEDULE_ATTRS
+                    if key in node.attrs]
         try:
             return super().to_dict()
         finally:
             self._refs.update(views)
-            for node, scale in scales.items():
-                node.attrs[LEARN_RATE_SCALE] = scale
+            for node, key, value in schedule:
+                node.attrs[key] = value
 
     def to_bytes(self) -> bytes:
         for node in self.walk():
