@@ -88,7 +88,7 @@ def test_pretrained_config_is_the_copy_config_with_the_wide_pretrained_encoder()
     """seq2seq_titles_pretrained.cfg is seq2seq_titles_copy.cfg with the tok2vec
     and encoder settings of pretrain_textcat_lstm_w256.cfg, and a [pretraining]
     block that names its encoder, so that init_tok2vec loads that config's
-    pretrained encoder."""
+    pretrained encoder, and the fine-tuning schedule (at the full rate)."""
     from spacy.util import load_config
 
     pretrained = load_config(PRETRAINED_CONFIG)
@@ -100,6 +100,9 @@ def test_pretrained_config_is_the_copy_config_with_the_wide_pretrained_encoder()
         key: textcat[key] for key in ("cell", "width", "depth", "bidirectional", "activation")}
     assert (pretrained["pretraining"]["component"], pretrained["pretraining"]["layer"]) == ("rnn_seq2seq", "encoder")
     assert pretrained["initialize"]["init_tok2vec"] == "${paths.init_tok2vec}"
+    assert pretrained["training"]["before_update"] == {
+        "@callbacks": "spacy_rnn.pretrained_encoder_schedule.v2", "learn_rate_scale": 1.0, "frozen_steps": 0}
+    pretrained["training"]["before_update"] = None
     model["tok2vec"], model["width"] = copy["components"]["rnn_seq2seq"]["model"]["tok2vec"], 128
     for section, key in [("paths", "raw_text"), ("paths", "lm_words"), ("corpora", "pretrain")]:
         del pretrained[section][key]
