@@ -104,8 +104,8 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
 
     pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
     default = load_config(REPO / "configs" / "textcat_ensemble_lstm_w64.cfg")
-    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w64.cfg", "pretrain_textcat_lstm_w256.cfg",
-                                "pretrain_textcat_lstm_w64.cfg"]
+    assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w256.cfg", "pretrain_textcat_ensemble_lstm_w64.cfg",
+                                "pretrain_textcat_lstm_w256.cfg", "pretrain_textcat_lstm_w64.cfg"]
     assert pretrain["pretraining"]["component"] == "textcat" and pretrain["pretraining"]["layer"] == "encoder"
     assert pretrain["pretraining"]["objective"]["@architectures"] == "spacy_rnn.BiLM.v1"
     assert pretrain["corpora"]["pretrain"]["@readers"] == "spacy.JsonlCorpus.v1"
@@ -133,13 +133,15 @@ def test_pretrain_config_of_the_rnn_alone_has_the_same_encoder_without_the_linea
     assert alone == ensemble
 
 
-def test_wide_pretrain_config_differs_only_in_widths():
-    """pretrain_textcat_lstm_w256.cfg is pretrain_textcat_lstm_w64.cfg with a
-    BiLSTM of width 256 over embeddings of width 128."""
+@pytest.mark.parametrize("system", ["lstm", "ensemble_lstm"])
+def test_wide_pretrain_config_differs_only_in_widths(system):
+    """pretrain_textcat_{lstm,ensemble_lstm}_w256.cfg are their w64 configs
+    with a BiLSTM of width 256 over embeddings of width 128 (so one
+    pretrained encoder loads into both)."""
     from spacy.util import load_config
 
-    narrow = load_config(REPO / "configs" / "pretrain_textcat_lstm_w64.cfg")
-    wide = load_config(REPO / "configs" / "pretrain_textcat_lstm_w256.cfg")
+    narrow = load_config(REPO / "configs" / f"pretrain_textcat_{system}_w64.cfg")
+    wide = load_config(REPO / "configs" / f"pretrain_textcat_{system}_w256.cfg")
     model = wide["components"]["textcat"]["model"]
     assert (model["width"], model["tok2vec"]["width"]) == (256, 128)
     model["width"], model["tok2vec"]["width"] = 64, 64
