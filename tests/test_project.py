@@ -280,7 +280,23 @@ def test_the_long_workflows_stay_out_of_all(project_yml):
         assert own and not own & set(workflows["all"]), name
     assert "train-imdb" in workflows["imdb"] and "evaluate-sst5-phrases" in workflows["sst5-phrases"]
     assert {f"pretrain-{domain}" for domain in ("movies", "products", "reddit")} <= set(workflows["pretrain"])
-    assert workflows["pretrain"][-2:] == ["train-sst5-pretrained", "evaluate-sst5-pretrained"]
+    tasks = [step for step in workflows["pretrain"] if step.startswith(("train-", "evaluate-"))]
+    assert tasks == [f"{kind}-{task}-pretrained" for task in ("sst5", "sarcasm", "titles") for kind in ("train", "evaluate")]
+
+
+@pytest.mark.parametrize("task,domain", [("sst5", "movies"), ("sarcasm", "reddit"), ("titles", "products")])
+def test_each_task_starts_from_the_encoder_of_its_domain(project_yml, task, domain):
+    from spacy.util import load_config
+
+    step = next(command for command in project_yml["commands"] if command["name"] == f"train-{task}-pretrained")
+    encoder = f"training/pretrain/{domain}/model-last.bin"
+    assert f"--paths.init_tok2vec {encoder}" in " ".join(step["script"][0].split()) and encoder in step["deps"]
+    # the title model's config has the tok2vec and encoder of the pretrain config, so the file loads
+    variables = project_yml["vars"]
+    textcat = load_config(REPO / "configs" / variables["pretrain_config"])["components"]["textcat"]["model"]
+    seq2seq = load_config(REPO / "configs" / variables["titles_pretrained_config"])["components"]["rnn_seq2seq"]["model"]
+    settings = ("tok2vec", "cell", "width", "depth", "bidirectional", "activation")
+    assert {key: seq2seq[key] for key in settings} == {key: textcat[key] for key in settings}
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))
