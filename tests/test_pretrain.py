@@ -557,38 +557,46 @@ def moved(before, after):
     return [float(numpy.abs(numpy.asarray(a) - numpy.asarray(b)).sum()) for a, b in zip(before, after)]
 
 
-@pytest.mark.parametrize("architecture", [TEXTCAT_RNN, ENSEMBLE])
-def test_encoder_schedule_freezes_then_scales_the_encoder_only(architecture):
+def assert_frozen_then_half_rate(nlp, schedule_name, make_examples, split_weights):
+    """Under plain SGD steps, with learn_rate_scale 0.5 and frozen_steps 2: the
+    encoder (the first list of split_weights(model)) does not move during two
+    updates while the rest does; then it moves exactly half as far as the same
+    update, from the same weights and gradients, at the full rate."""
     from thinc.api import SGD
 
+    model = nlp.get_pipe(nlp.pipe_names[0]).model
+    schedule = registry.callbacks.get(schedule_name)(learn_rate_scale=0.5, frozen_steps=2)
+    optimizer = SGD(0.1)
+    for step in range(2):
+        encoder, rest = split_weights(model)
+        schedule(nlp, {"step": step, "epoch": 0})
+        nlp.update(make_examples(nlp), sgd=optimizer)
+        encoder_after, rest_after = split_weights(model)
+        assert max(moved(encoder, encoder_after)) == 0  # frozen
+        assert max(moved(rest, rest_after)) > 0
+    schedule(nlp, {"step": 2, "epoch": 0})
+    start = model.to_bytes()
+    encoder, _ = split_weights(model)
+    fix_random_seed(1)
+    nlp.update(make_examples(nlp), sgd=optimizer, drop=0.0)
+    half = moved(encoder, split_weights(model)[0])
+    model.from_bytes(start)
+    registry.callbacks.get(schedule_name)()(nlp, {"step": 2, "epoch": 0})
+    fix_random_seed(1)
+    nlp.update(make_examples(nlp), sgd=optimizer, drop=0.0)
+    full = moved(encoder, split_weights(model)[0])
+    assert sum(half) > 0
+    numpy.testing.assert_allclose(half, [0.5 * value for value in full], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("architecture", [TEXTCAT_RNN, ENSEMBLE])
+def test_encoder_schedule_freezes_then_scales_the_encoder_only(architecture, version):
     fix_random_seed(0)
     nlp = textcat_nlp(architecture)
     nlp.initialize(lambda: examples(nlp))
-    model = nlp.get_pipe("textcat").model
-    schedule = registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(learn_rate_scale=0.5, frozen_steps=2)
-    optimizer = SGD(0.1)  # plain steps: a scale of 0.5 halves them exactly
-    for step in range(2):
-        encoder, head = encoder_and_head_weights(model)
-        schedule(nlp, {"step": step, "epoch": 0})
-        nlp.update(examples(nlp), sgd=optimizer)
-        encoder_after, head_after = encoder_and_head_weights(model)
-        assert max(moved(encoder, encoder_after)) == 0  # frozen
-        assert max(moved(head, head_after)) > 0
-    # after frozen_steps: the encoder learns at half the rate. The same update at the full rate, from the same
-    # weights and gradients, moves every encoder weight twice as far.
-    schedule(nlp, {"step": 2, "epoch": 0})
-    start = model.to_bytes()
-    encoder, _ = encoder_and_head_weights(model)
-    fix_random_seed(1)
-    nlp.update(examples(nlp), sgd=optimizer, drop=0.0)
-    half = moved(encoder, encoder_and_head_weights(model)[0])
-    model.from_bytes(start)
-    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")()(nlp, {"step": 2, "epoch": 0})
-    fix_random_seed(1)
-    nlp.update(examples(nlp), sgd=optimizer, drop=0.0)
-    full = moved(encoder, encoder_and_head_weights(model)[0])
-    assert sum(half) > 0
-    numpy.testing.assert_allclose(half, [0.5 * value for value in full], rtol=1e-4, atol=1e-7)
+    assert_frozen_then_half_rate(nlp, f"spacy_rnn.pretrained_encoder_schedule.{version}", examples,
+                                 encoder_and_head_weights)
 
 
 def test_encoder_schedule_is_not_saved_with_the_weights():
@@ -733,37 +741,17 @@ def seq2seq_encoder_and_decoder_weights(model):
 
 
 def test_encoder_schedule_v2_freezes_then_scales_the_seq2seq_encoder_only():
-    from thinc.api import SGD
-
     fix_random_seed(0)
     nlp = seq2seq_nlp()
     nlp.initialize(lambda: title_examples(nlp))
     model = nlp.get_pipe("rnn_seq2seq").model
-    optimizer = SGD(0.1)
     # v1 schedules text classifiers only: the seq2seq encoder learns.
     registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v1")(frozen_steps=10)(nlp, {"step": 0})
     encoder, _ = seq2seq_encoder_and_decoder_weights(model)
-    nlp.update(title_examples(nlp), sgd=optimizer)
+    nlp.update(title_examples(nlp))
     assert max(moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])) > 0
 
-    schedule = registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v2")(learn_rate_scale=0.5, frozen_steps=2)
-    for step in range(2):
-        encoder, decoder = seq2seq_encoder_and_decoder_weights(model)
-        schedule(nlp, {"step": step, "epoch": 0})
-        nlp.update(title_examples(nlp), sgd=optimizer)
-        encoder_after, decoder_after = seq2seq_encoder_and_decoder_weights(model)
-        assert max(moved(encoder, encoder_after)) == 0  # frozen
-        assert max(moved(decoder, decoder_after)) > 0
-    # after frozen_steps, half the rate: half as far as the same update at the full rate.
-    schedule(nlp, {"step": 2, "epoch": 0})
-    start = model.to_bytes()
-    assert b"learn_rate_scale" not in start  # the schedule is not saved
-    encoder, _ = seq2seq_encoder_and_decoder_weights(model)
-    nlp.update(title_examples(nlp), sgd=optimizer)
-    half = moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])
-    model.from_bytes(start)
-    registry.callbacks.get("spacy_rnn.pretrained_encoder_schedule.v2")()(nlp, {"step": 2, "epoch": 0})
-    nlp.update(title_examples(nlp), sgd=optimizer)
-    full = moved(encoder, seq2seq_encoder_and_decoder_weights(model)[0])
-    assert sum(half) > 0
-    numpy.testing.assert_allclose(half, [0.5 * value for value in full], rtol=1e-4, atol=1e-7)
+    assert_frozen_then_half_rate(nlp, "spacy_rnn.pretrained_encoder_schedule.v2", title_examples,
+                                 seq2seq_encoder_and_decoder_weights)
+    assert all(key not in attrs for attrs in srsly.msgpack_loads(model.to_bytes())["attrs"]
+               for key in ("learn_rate_scale", "submodule_learn_rate_scales"))  # the schedule is not saved
