@@ -21,8 +21,8 @@ from wasabi import msg
 from common import fail, read_json, write_between_markers, write_text
 from spacy_rnn.corpus import DataError, read_jsonl
 
-TEXTCAT_SYSTEMS = ("rnn", "rnn_phrases", "tfidf", "fasttext", "bow", "ensemble", "bilstm")
-SEQ2SEQ_SYSTEMS = ("rnn", "most_frequent", "first_words", "tfidf_nearest")
+TEXTCAT_SYSTEMS = ("rnn", "rnn_pretrained", "rnn_phrases", "tfidf", "fasttext", "bow", "ensemble", "bilstm")
+SEQ2SEQ_SYSTEMS = ("rnn", "rnn_pretrained", "most_frequent", "first_words", "tfidf_nearest")
 N_EXAMPLES = 8
 
 
