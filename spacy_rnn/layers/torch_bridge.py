@@ -165,12 +165,7 @@ class TorchModuleShim(PyTorchShim):
     def to_bytes(self) -> bytes:
         if self._model is None:
             return srsly.msgpack_dumps(NOT_BUILT)
-        name = self.module_class.__name__
-        state = {k: v.detach().cpu().numpy() for k, v in self._model.state_dict().items()}
-        not_finite = [key for key, value in state.items() if not numpy.isfinite(value).all()]
-        if not_finite:
-            raise ValueError(non_finite_message(f"the {name} weights {', '.join(not_finite)}"))
-        return srsly.msgpack_dumps({"config": self.cfg, "state": state})
+        return weights_record(self.module_class.__name__, self.cfg, self._model.state_dict())
 
     def from_bytes(self, bytes_data: bytes) -> "TorchModuleShim":
         config, state = self.read(bytes_data)
@@ -252,11 +247,8 @@ class SubmoduleShim(TorchModuleShim):
     def to_bytes(self) -> bytes:
         if self._model is None:
             return srsly.msgpack_dumps(NOT_BUILT)
-        state = {f"{self.attribute}.{k}": v.detach().cpu().numpy() for k, v in self._model.state_dict().items()}
-        not_finite = [key for key, value in state.items() if not numpy.isfinite(value).all()]
-        if not_finite:
-            raise ValueError(non_finite_message(f"the {self.attribute} weights {', '.join(not_finite)}"))
-        return srsly.msgpack_dumps({"config": self.own_settings(), "state": state})
+        state = {f"{self.attribute}.{key}": value for key, value in self._model.state_dict().items()}
+        return weights_record(self.attribute, self.own_settings(), state)
 
     def read(self, bytes_data: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, torch.Tensor]]]:
         """The settings and the submodule's weights of a saved record, checked
@@ -286,6 +278,16 @@ class SubmoduleShim(TorchModuleShim):
         except RuntimeError as err:
             raise ValueError(f"The saved '{self.attribute}' weights do not fit this model: {err}") from None
         return self
+
+
+def weights_record(name: str, config: Dict[str, Any], state: Dict[str, torch.Tensor]) -> bytes:
+    """The saved record of a torch module's weights: msgpack of its settings
+    and its weights as arrays; weights that are not finite are refused."""
+    arrays = {key: value.detach().cpu().numpy() for key, value in state.items()}
+    not_finite = [key for key, value in arrays.items() if not numpy.isfinite(value).all()]
+    if not_finite:
+        raise ValueError(non_finite_message(f"the {name} weights {', '.join(not_finite)}"))
+    return srsly.msgpack_dumps({"config": config, "state": arrays})
 
 
 def settings_differences(saved: Dict[str, Any], expected: Dict[str, Any]) -> str:
