@@ -2,7 +2,9 @@
 
 Both kinds put the special tokens at the same fixed ids (PAD, BOS, EOS, UNK),
 map anything unknown to UNK, and decode through `TargetVocab.decode`, the one
-place where an output is cut at its first EOS:
+place where an output is cut at its first EOS. `count_targets` also keeps
+how often each id occurs in the training targets (a unigram model, which the
+decoder's `prior_penalty` uses), and the counts are saved with the vocabulary:
 
 - `WordVocab`: words and punctuation marks, one id each. A piece written
   right after the previous one, without a space, carries the JOINER prefix,
@@ -17,11 +19,12 @@ place where an output is cut at its first EOS:
 No spaCy here: the vocabulary serializes to JSON.
 """
 import importlib
+import math
 import re
 import string
 from collections import Counter
 from types import ModuleType
-from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Type
 
 import srsly
 
@@ -76,6 +79,20 @@ class TargetVocab:
 
     def __init__(self, lowercase: bool = True):
         self.lowercase = lowercase
+        self.counts: Optional[List[int]] = None  # of each id in the training targets, set by count_targets
+
+    def count_targets(self, texts: Iterable[str]) -> None:
+        """Count each id in the training targets, with one EOS per target."""
+        counts = Counter(token_id for text in texts for token_id in self.encode(text) + [EOS])
+        self.counts = [counts[token_id] for token_id in range(len(self))]
+
+    def log_frequencies(self) -> Tuple[List[float], float]:
+        """The log relative frequency of each id in the training targets
+        (add-one smoothed), and that of a word they never had."""
+        if self.counts is None:
+            raise ValueError("The target vocabulary has no counts: call count_targets with the training targets.")
+        total = math.log(sum(self.counts) + len(self.counts))
+        return [math.log(count + 1) - total for count in self.counts], -total
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -126,7 +143,8 @@ class TargetVocab:
         raise NotImplementedError
 
     def to_bytes(self) -> bytes:
-        return srsly.json_dumps(dict(self.to_dict(), kind=self.kind)).encode("utf8")
+        counts = {} if self.counts is None else {"counts": self.counts}
+        return srsly.json_dumps(dict(self.to_dict(), kind=self.kind, **counts)).encode("utf8")
 
     def _normalize(self, text: str) -> str:
         return text.lower() if self.lowercase else text
@@ -298,12 +316,19 @@ def build_vocab(kind: str, texts: Iterable[str], min_freq: int, max_size: int, l
 
 
 def vocab_from_bytes(data: bytes) -> TargetVocab:
-    """Rebuild a vocabulary written by `TargetVocab.to_bytes`."""
+    """Rebuild a vocabulary written by `TargetVocab.to_bytes` (a vocabulary
+    saved without counts has none)."""
     msg = srsly.json_loads(data)
     kind = msg.get("kind") if isinstance(msg, dict) else None
     if kind == "word":
-        return WordVocab(msg["pieces"], lowercase=msg["lowercase"])
-    if kind == "bpe":
+        vocab: TargetVocab = WordVocab(msg["pieces"], lowercase=msg["lowercase"])
+    elif kind == "bpe":
         tokenizer = import_seq2seq_extra("tokenizers", BPE_NEEDS).Tokenizer.from_str(msg["tokenizer"])
-        return BPEVocab(tokenizer, lowercase=msg["lowercase"])
-    raise ValueError(f"Cannot read the target vocabulary: unknown kind {kind!r} (expected 'word' or 'bpe').")
+        vocab = BPEVocab(tokenizer, lowercase=msg["lowercase"])
+    else:
+        raise ValueError(f"Cannot read the target vocabulary: unknown kind {kind!r} (expected 'word' or 'bpe').")
+    counts = msg.get("counts")
+    if counts is not None and (len(counts) != len(vocab) or not all(isinstance(n, int) and n >= 0 for n in counts)):
+        raise ValueError(f"Cannot read the target vocabulary: its counts are not {len(vocab)} counts, one per id.")
+    vocab.counts = counts
+    return vocab

@@ -202,6 +202,24 @@ def test_generate_outputs_only_ids_of_the_source():
         assert sources.shape == ids.shape
 
 
+def test_token_and_copy_bonuses_steer_the_search():
+    module, flat, lengths, source_ids = random_copy_batch(coverage=False)
+    module.eval()
+    settings = dict(bos=1, eos=2, unk=UNK, banned=(0, 1), max_length=4, source_ids=source_ids)
+    for beam_size in (1, 3):
+        plain, _ = module.generate(flat, lengths, beam_size=beam_size, **settings)
+        zero, _ = module.generate(flat, lengths, beam_size=beam_size, token_bonus=torch.zeros(10), **settings)
+        assert torch.equal(plain, zero)
+        favoured = torch.zeros(10)
+        favoured[7] = 100.0
+        ids, _ = module.generate(flat, lengths, beam_size=beam_size, token_bonus=favoured, **settings)
+        assert (ids == 7).all()  # id 7 never ends an output: every step takes it
+        ids, _ = module.generate(
+            flat, lengths, beam_size=beam_size, token_bonus=torch.zeros(10), copy_bonus=100.0, **settings
+        )
+        assert (ids[[0, 2], 0] >= 10).all() and (ids[1] < 10).all()  # the empty source has nothing to copy
+
+
 def test_coverage_loss():
     module, flat, lengths, source_ids = random_copy_batch(coverage=True)
     memory = module.encode(flat, lengths, source_ids)
@@ -244,6 +262,29 @@ def test_no_repeat_ngram_size_in_the_component(attention_nlp):
         seq2seq.cfg.update(replace_unk=True, no_repeat_ngram_size=0)
 
 
+def test_prior_penalty_favours_words_the_targets_seldom_hold(copy_nlp, tmp_path):
+    """Every target of the copy task ends with EOS, and no copied word occurs
+    in two targets: with a large prior penalty the model copies words to the
+    length limit instead of ending. The counts are saved with the pipeline."""
+    seq2seq = copy_nlp.get_pipe("rnn_seq2seq")
+    assert seq2seq.target_vocab.counts[EOS] == len(TRAIN)
+    lengths = [len(text.split()) for text in generated(copy_nlp, TEST)]
+    seq2seq.cfg["prior_penalty"] = 10.0
+    try:
+        penalised = generated(copy_nlp, TEST)
+        assert all(len(text.split()) == 8 for text in penalised) and max(lengths) < 8
+        copy_nlp.to_disk(tmp_path / "pipeline")
+        assert generated(spacy.load(tmp_path / "pipeline"), TEST) == penalised
+        counts, seq2seq.target_vocab.counts = seq2seq.target_vocab.counts, None  # as saved by an older version
+        try:
+            with pytest.raises(ValueError, match="'prior_penalty' needs the counts of the training targets"):
+                generated(copy_nlp, TEST)
+        finally:
+            seq2seq.target_vocab.counts = counts
+    finally:
+        seq2seq.cfg["prior_penalty"] = 0.0
+
+
 @pytest.mark.parametrize("coverage", [False, True])
 def test_serialization_round_trips_of_a_copy_model(coverage, tmp_path):
     nlp = make_nlp("copy", component={"beam_size": 2, "no_repeat_ngram_size": 2}, coverage=coverage)
@@ -276,6 +317,7 @@ def test_copy_config_builds_through_the_registry():
         ({"vocab_kind": "bpe"}, {}, "copy decoder copies whole source words: it needs vocab_kind 'word'"),
         ({"no_repeat_ngram_size": -1}, {}, "'no_repeat_ngram_size' must be 0"),
         ({"coverage_weight": -0.5}, {}, "'coverage_weight' must be 0 or more"),
+        ({"prior_penalty": -0.1}, {}, "'prior_penalty' must be 0 \\(none\\) or more"),
         ({}, {"decoder": "repeat", "coverage": True}, "'coverage' needs decoder 'attention' or 'copy'"),
         ({}, {"decoder": "pointer"}, "decoder.*'pointer' is not"),
     ],

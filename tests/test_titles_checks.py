@@ -50,19 +50,23 @@ def title_model(tmp_path):
     return tmp_path / "model"
 
 
-def test_settings_grid_tries_greedy_once_per_blocking(scripts):
+def test_settings_grid_tries_greedy_once_per_blocking_and_prior(scripts):
     decoding, _, _ = scripts
-    grid = decoding.settings_grid([1, 4], [0.0, 1.0], [0, 3])
+    grid = decoding.settings_grid([1, 4], [0.0, 1.0], [0, 3], [0.0, 0.2])
     greedy = [setting for setting in grid if setting["beam_size"] == 1]
-    assert len(greedy) == 2 and {s["no_repeat_ngram_size"] for s in greedy} == {0, 3}
-    assert len(grid) == 2 + 2 * 2
-    assert {"beam_size": 4, "length_penalty": 0.0, "no_repeat_ngram_size": 3} in grid
+    assert len(greedy) == 2 * 2 and {(s["no_repeat_ngram_size"], s["prior_penalty"]) for s in greedy} == {
+        (0, 0.0), (0, 0.2), (3, 0.0), (3, 0.2)}
+    assert len(grid) == 4 + 2 * 2 * 2
+    assert {"beam_size": 4, "length_penalty": 0.0, "no_repeat_ngram_size": 3, "prior_penalty": 0.2} in grid
 
 
 def test_best_setting_breaks_ties_by_distinct_outputs(scripts):
     decoding, _, _ = scripts
     results = [{"rougeL": 0.15, "distinct": 0.2}, {"rougeL": 0.15, "distinct": 0.6}, {"rougeL": 0.14, "distinct": 0.9}]
     assert decoding.best_setting(results) is results[1]
+    assert decoding.best_setting(results, min_distinct=0.7) is results[2]
+    with pytest.raises(SystemExit):
+        decoding.best_setting(results, min_distinct=0.95)
 
 
 def test_decoding_script_scores_each_setting_and_saves_the_best(scripts, title_model, tmp_path, monkeypatch):
@@ -70,12 +74,13 @@ def test_decoding_script_scores_each_setting_and_saves_the_best(scripts, title_m
     dev = write_pairs(tmp_path / "dev.jsonl", PAIRS)
     out, saved = tmp_path / "metrics", tmp_path / "tuned"
     monkeypatch.setattr(sys, "argv", ["decoding.py", str(title_model), str(dev), str(out), "--beam-sizes", "1 3",
-                                      "--length-penalties", "0 1", "--no-repeat", "0 2", "--save", str(saved)])
+                                      "--length-penalties", "0 1", "--no-repeat", "0 2", "--prior-penalties", "0 0.5",
+                                      "--save", str(saved)])
     with pytest.raises(SystemExit) as exit_info:
         decoding.typer.run(decoding.main)
     assert exit_info.value.code == 0
     record = json.loads((out / "decoding.json").read_text())
-    assert len(record["settings"]) == 6
+    assert len(record["settings"]) == 12
     best = max(record["settings"], key=lambda s: (round(s["rougeL"], 6), s["distinct"]))
     assert record["best"] == {key: best[key] for key in decoding.SETTING_KEYS}
     assert all(0 <= s["rougeL"] <= 1 and 0 < s["distinct"] <= 1 for s in record["settings"])
@@ -93,6 +98,25 @@ def test_decoding_script_scores_each_setting_and_saves_the_best(scripts, title_m
     assert exit_info.value.code == 0
     assert spacy.load(saved).get_pipe("rnn_seq2seq").cfg["beam_size"] == 2
     assert sorted(path.name for path in saved.parent.iterdir() if path.name.startswith(".tuned")) == []
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [(["--beam-sizes", ""], "The grid is empty"), (["--prior-penalties", "0 0.1"], "saved without the counts")],
+)
+def test_decoding_script_explains_what_it_cannot_do(scripts, title_model, tmp_path, monkeypatch, capsys, options,
+                                                    message):
+    decoding, _, _ = scripts
+    nlp = spacy.load(title_model)
+    nlp.get_pipe("rnn_seq2seq").target_vocab.counts = None  # as saved by an older version
+    nlp.to_disk(tmp_path / "old")
+    dev = write_pairs(tmp_path / "dev.jsonl", PAIRS)
+    monkeypatch.setattr(sys, "argv", ["decoding.py", str(tmp_path / "old"), str(dev), str(tmp_path / "out"),
+                                      "--prior-penalties", "0", *options])
+    with pytest.raises(SystemExit) as exit_info:
+        decoding.typer.run(decoding.main)
+    assert exit_info.value.code == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_other_product_titles_leave_out_worn_products_and_default_titles(scripts):

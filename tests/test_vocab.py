@@ -1,5 +1,6 @@
 """Target vocabularies: special tokens at fixed ids, encode/decode round trips,
 unknown pieces -> <UNK>, outputs cut at the first <EOS>, serialization."""
+import math
 from functools import partial
 
 import pytest
@@ -114,6 +115,37 @@ def test_serialization_round_trip(kind):
     for text in TITLES + ["unseen zebra words"]:
         assert loaded.encode(text) == vocab.encode(text)
         assert loaded.decode(loaded.encode(text)) == vocab.decode(vocab.encode(text))
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_counts_of_the_training_targets_round_trip(kind):
+    vocab = build_vocab(kind, TITLES, min_freq=1, max_size=100, lowercase=True)
+    assert vocab.counts is None and vocab_from_bytes(vocab.to_bytes()).counts is None
+    vocab.count_targets(TITLES)
+    assert vocab.counts[EOS] == len(TITLES) and sum(vocab.counts) == sum(len(vocab.encode(t)) + 1 for t in TITLES)
+    assert vocab.counts[PAD] == vocab.counts[BOS] == 0
+    loaded = vocab_from_bytes(vocab.to_bytes())
+    assert loaded.counts == vocab.counts
+    log_frequencies, unseen = loaded.log_frequencies()
+    assert sum(math.exp(value) for value in log_frequencies) == pytest.approx(1.0)
+    assert unseen == log_frequencies[PAD] < min(value for value, n in zip(log_frequencies, loaded.counts) if n)
+
+
+def test_word_counts_rank_generic_words_above_specific_ones():
+    vocab = build_vocab("word", TITLES, min_freq=1, max_size=100, lowercase=True)
+    vocab.count_targets(TITLES)
+    log_frequencies, _ = vocab.log_frequencies()
+    [love], [beautiful] = vocab.encode("love"), vocab.encode("beautiful")
+    assert log_frequencies[love] > log_frequencies[beautiful]
+
+
+def test_bad_counts_are_explained():
+    vocab = build_vocab("word", TITLES, min_freq=1, max_size=100, lowercase=True)
+    with pytest.raises(ValueError, match="count_targets"):
+        vocab.log_frequencies()
+    vocab.counts = [1, 2]
+    with pytest.raises(ValueError, match=f"not {len(vocab)} counts"):
+        vocab_from_bytes(vocab.to_bytes())
 
 
 def test_bad_settings_are_explained():

@@ -255,9 +255,13 @@ def generate(
     length_penalty: float,
     no_repeat_ngram_size: int = 0,
     source_ids: Optional[SourceIds] = None,
+    token_bonus: Optional[Sequence[float]] = None,
+    copy_bonus: float = 0.0,
 ) -> List[Generation]:
     """Decode all Docs together: greedy search when beam_size is 1, beam
-    search otherwise; source_ids for the copy decoder."""
+    search otherwise; source_ids for the copy decoder. token_bonus (one
+    number per target id) and copy_bonus (for a copied word) are added to
+    the log probability of each token the search considers."""
     if not docs:
         return []
     source_ids = _copy_source_ids(model, source_ids)
@@ -273,7 +277,8 @@ def generate(
         ids, sources = module.generate(
             flat, lengths, bos=BOS, eos=EOS, unk=UNK, banned=(PAD, BOS), max_length=max_length,
             beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-            source_ids=source_tensor,
+            source_ids=source_tensor, copy_bonus=copy_bonus,
+            token_bonus=None if token_bonus is None else torch.tensor(token_bonus, dtype=flat.dtype),
         )
     ids_rows = ids.cpu().tolist()
     sources_rows = sources.cpu().tolist() if sources is not None else [None] * len(ids_rows)

@@ -289,12 +289,17 @@ class EncoderDecoder(nn.Module):
         length_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
         source_ids: Optional[Tensor] = None,
+        token_bonus: Optional[Tensor] = None,
+        copy_bonus: float = 0.0,
     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Output ids (n_seqs, ≤ max_length), which may continue after EOS, and
         for the attention decoders the most attended source position of each.
         The copy decoder may output the extended id of any source token
         (never one that no source token of the Doc has); fed back, it reads
-        `unk`'s embedding."""
+        `unk`'s embedding. token_bonus (n_ids,) is added to the log probability
+        of each vocabulary id at every step, copy_bonus to that of each
+        extended id: the search then ranks outputs by their log probability
+        plus their tokens' bonuses."""
         memory = self.encode(flat, lengths, source_ids)
         if beam_size > 1:
             memory = memory.repeat(beam_size)
@@ -303,11 +308,17 @@ class EncoderDecoder(nn.Module):
         if memory.source_ids is not None:
             available.scatter_(1, memory.source_ids.masked_fill(~memory.mask, unk), True)
         available[:, list(banned)] = False
+        bonus = None
+        if token_bonus is not None:
+            bonus = torch.full((memory.n_classes,), copy_bonus, device=flat.device)
+            bonus[: self.n_ids] = token_bonus.to(flat.device)
 
         def step(previous: Tensor, state: DecoderState) -> Tuple[Tensor, DecoderState, Optional[Tensor]]:
             output = self.decode(previous.masked_fill(previous >= self.n_ids, unk)[:, None], state, memory)
             scores = output.scores[:, 0]
             log_probs = scores if self.decoder == "copy" else torch.log_softmax(scores, dim=1)
+            if bonus is not None:
+                log_probs = log_probs + bonus
             attended = None if output.attention is None else output.attention[:, 0].argmax(dim=1)
             return log_probs.masked_fill(~available, float("-inf")), output.state, attended
 

@@ -207,6 +207,7 @@ rows = [5000,1000,2500,2500]
         "max_length": 20,
         "length_penalty": 1.0,
         "no_repeat_ngram_size": 0,
+        "prior_penalty": 0.0,
         "replace_unk": True,
         "coverage_weight": 1.0,
         "scorer": {"@scorers": "spacy_rnn.seq2seq_scorer.v2", "prefix": "s2s"},
@@ -232,6 +233,7 @@ def make_rnn_seq2seq(
     max_length: int,
     length_penalty: float,
     no_repeat_ngram_size: int,
+    prior_penalty: float,
     replace_unk: bool,
     coverage_weight: float,
     scorer: Optional[Callable],
@@ -252,6 +254,10 @@ def make_rnn_seq2seq(
         length ** length_penalty (0: none; 1: per-token mean).
     no_repeat_ngram_size (int): n > 0: greedy and beam search never repeat an
         n-gram within an output (3: no repeated trigram); 0: no blocking.
+    prior_penalty (float): λ ≥ 0: the search ranks outputs by log p(output |
+        source) − λ · log p(output), p(output) a unigram model of the
+        training targets, which favours words that titles seldom use over
+        generic ones (0: plain log probability).
     replace_unk (bool): With the attention and copy decoders, write the most
         attended source token in place of each generated <UNK>.
     coverage_weight (float): Weight of the coverage loss in the loss
@@ -261,8 +267,8 @@ def make_rnn_seq2seq(
     component = RNNSeq2Seq(
         nlp.vocab, model, name, output_attr=output_attr, vocab_kind=vocab_kind, min_freq=min_freq,
         max_size=max_size, lowercase=lowercase, beam_size=beam_size, max_length=max_length,
-        length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, replace_unk=replace_unk,
-        coverage_weight=coverage_weight, scorer=scorer,
+        length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, prior_penalty=prior_penalty,
+        replace_unk=replace_unk, coverage_weight=coverage_weight, scorer=scorer,
     )
     declare_output(output_attr)
     return component
@@ -295,13 +301,14 @@ class RNNSeq2Seq(TrainablePipe):
         max_length: int = 20,
         length_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
+        prior_penalty: float = 0.0,
         replace_unk: bool = True,
         coverage_weight: float = 1.0,
         scorer: Optional[Callable] = seq2seq_score,
     ):
         check_component_settings(
             name, output_attr, vocab_kind, min_freq, max_size, beam_size, max_length, length_penalty,
-            no_repeat_ngram_size, coverage_weight,
+            no_repeat_ngram_size, prior_penalty, coverage_weight,
         )
         if model.attrs.get("decoder") == "copy" and vocab_kind != "word":
             raise ValueError(
@@ -322,6 +329,7 @@ class RNNSeq2Seq(TrainablePipe):
             "max_length": max_length,
             "length_penalty": length_penalty,
             "no_repeat_ngram_size": no_repeat_ngram_size,
+            "prior_penalty": prior_penalty,
             "replace_unk": replace_unk,
             "coverage_weight": coverage_weight,
         }
@@ -340,7 +348,23 @@ class RNNSeq2Seq(TrainablePipe):
             self.model, docs, self.cfg["beam_size"], self.cfg["max_length"], self.cfg["length_penalty"],
             no_repeat_ngram_size=self.cfg["no_repeat_ngram_size"],
             source_ids=None if sources is None else [source.ids for source in sources],
+            **self._prior_bonuses(),
         )
+
+    def _prior_bonuses(self) -> Dict[str, Any]:
+        """The token_bonus and copy_bonus of `generate`: −prior_penalty × the
+        log frequency of each id in the training targets (none at 0)."""
+        penalty = self.cfg["prior_penalty"]
+        if not penalty:
+            return {}
+        if self.target_vocab.counts is None:
+            raise ValueError(
+                f"[{self.name}] 'prior_penalty' needs the counts of the training targets, and this pipeline's "
+                "target vocabulary was saved without them (by an older spacy-rnn). Set prior_penalty = 0, or "
+                "initialize and train the component again."
+            )
+        log_frequencies, unseen = self.target_vocab.log_frequencies()
+        return {"token_bonus": [-penalty * value for value in log_frequencies], "copy_bonus": -penalty * unseen}
 
     def set_annotations(self, docs: Iterable[Doc], generations: List[Generation]) -> None:
         """Write each generated text, cut at its first EOS, to doc._.<output_attr>."""
@@ -445,6 +469,7 @@ class RNNSeq2Seq(TrainablePipe):
             max_size=self.cfg["max_size"],
             lowercase=self.cfg["lowercase"],
         )
+        self.target_vocab.count_targets(get_target(eg.reference) for eg in examples)
         self.model.set_dim("nO", len(self.target_vocab))
         self.model.initialize(X=self._model_input(examples[:N_INIT_EXAMPLES]))
 
@@ -601,7 +626,7 @@ class RNNSeq2Seq(TrainablePipe):
 
 SETTINGS_CHECKED = (
     "output_attr", "vocab_kind", "min_freq", "max_size", "beam_size", "max_length", "length_penalty",
-    "no_repeat_ngram_size", "coverage_weight",
+    "no_repeat_ngram_size", "prior_penalty", "coverage_weight",
 )
 
 
@@ -642,6 +667,7 @@ def check_component_settings(
     max_length: int,
     length_penalty: float,
     no_repeat_ngram_size: int,
+    prior_penalty: float,
     coverage_weight: float,
 ) -> None:
     """Raise a ValueError naming the first bad setting and how to fix it."""
@@ -668,5 +694,7 @@ def check_component_settings(
             f"[{name}] 'no_repeat_ngram_size' must be 0 (no blocking) or a positive integer, got "
             f"{no_repeat_ngram_size!r}."
         )
+    if not prior_penalty >= 0:
+        raise ValueError(f"[{name}] 'prior_penalty' must be 0 (none) or more, got {prior_penalty!r}.")
     if not coverage_weight >= 0:
         raise ValueError(f"[{name}] 'coverage_weight' must be 0 or more, got {coverage_weight!r}.")
