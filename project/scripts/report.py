@@ -13,7 +13,7 @@ the lines `<!-- project-results:start -->` and `<!-- project-results:end -->`.
 import os
 import random
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import typer
 from wasabi import msg
@@ -23,6 +23,12 @@ from spacy_rnn.corpus import DataError, read_jsonl
 
 TEXTCAT_SYSTEMS = ("rnn", "rnn_pretrained", "rnn_phrases", "tfidf", "fasttext", "bow", "ensemble", "bilstm")
 SEQ2SEQ_SYSTEMS = ("rnn", "rnn_pretrained", "most_frequent", "first_words", "tfidf_nearest")
+README_COLUMNS = {  # the column of each system in the readme tables
+    "rnn": "spacy-rnn", "rnn_pretrained": "spacy-rnn pretrained", "rnn_phrases": "spacy-rnn on phrases",
+    "tfidf": "TF-IDF + LogReg", "fasttext": "fastText", "bow": "spaCy BOW", "ensemble": "spaCy Ensemble",
+    "bilstm": "spaCy BiLSTM", "most_frequent": "most frequent title", "first_words": "first 4 words",
+    "tfidf_nearest": "TF-IDF nearest title",
+}
 N_EXAMPLES = 8
 
 
@@ -156,31 +162,43 @@ def write_report(output: Path, title: str, sections: List[Tuple[str, Path]]) -> 
 
 def readme_tables(sections: List[Tuple[str, Path]]) -> str:
     """Compact tables of every section: classifiers (accuracy / macro-F1, MAE
-    for stars) and titles (ROUGE-1 / ROUGE-2 / ROUGE-L)."""
+    for stars) and titles (ROUGE-1 / ROUGE-2 / ROUGE-L), a column for each
+    system that some section has."""
     textcat, seq2seq = [], []
     for name, metrics_dir in sections:
         records = load_section(metrics_dir)
-        if is_seq2seq(records):
-            cells = [" / ".join(pct(records[key][m]) for m in ("rouge1", "rouge2", "rougeL")) if key in records
-                     else "–" for key in SEQ2SEQ_SYSTEMS]
-            seq2seq.append([name] + cells + [seconds(records["rnn"].get("train_seconds"))])
-        else:
-            cells = [f"{pct(records[key]['accuracy'])} / {pct(records[key]['macro_f1'])}" if key in records else "–"
-                     for key in TEXTCAT_SYSTEMS]
-            mae = records["rnn"].get("mae")
-            textcat.append([name] + cells + ["–" if mae is None else f"{mae:.2f}",
-                                             seconds(records["rnn"].get("train_seconds"))])
+        (seq2seq if is_seq2seq(records) else textcat).append((name, records))
     parts = []
     if textcat:
-        parts.append(table(["Dataset", "spacy-rnn", "spacy-rnn on phrases", "TF-IDF + LogReg", "fastText",
-                            "spaCy BOW", "spaCy Ensemble", "spaCy BiLSTM", "spacy-rnn MAE", "spacy-rnn training"],
-                           textcat)
+        parts.append(readme_table(textcat, TEXTCAT_SYSTEMS, textcat_cell)
                      + "\n\nAccuracy / macro-F1 in % on the test splits; MAE in stars.")
     if seq2seq:
-        parts.append(table(["Dataset", "spacy-rnn", "most frequent title", "first 4 words", "TF-IDF nearest title",
-                            "spacy-rnn training"], seq2seq)
+        parts.append(readme_table(seq2seq, SEQ2SEQ_SYSTEMS, rouge_cell)
                      + "\n\nROUGE-1 / ROUGE-2 / ROUGE-L F1 ×100 on the test split.")
     return "\n\n".join(parts)
+
+
+def readme_table(
+    sections: List[Tuple[str, Dict[str, Dict]]], systems: Sequence[str], cell: Callable[[Dict], str]
+) -> str:
+    present = [key for key in systems if any(key in records for _, records in sections)]
+    with_mae = any(records["rnn"].get("mae") is not None for _, records in sections)
+    header = ["Dataset"] + [README_COLUMNS[key] for key in present] + (["spacy-rnn MAE"] if with_mae else [])
+    rows = []
+    for name, records in sections:
+        mae = records["rnn"].get("mae")
+        rows.append([name] + [cell(records[key]) if key in records else "–" for key in present]
+                    + (["–" if mae is None else f"{mae:.2f}"] if with_mae else [])
+                    + [seconds(records["rnn"].get("train_seconds"))])
+    return table(header + ["spacy-rnn training"], rows)
+
+
+def textcat_cell(record: Dict) -> str:
+    return f"{pct(record['accuracy'])} / {pct(record['macro_f1'])}"
+
+
+def rouge_cell(record: Dict) -> str:
+    return " / ".join(pct(record[key]) for key in ("rouge1", "rouge2", "rougeL"))
 
 
 def write_readme(readme: Path, sections: List[Tuple[str, Path]]) -> None:
