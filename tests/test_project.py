@@ -143,9 +143,9 @@ def test_smoke_titles_scores_and_examples(smoke):
     rows = [json.loads(line) for line in (metrics / "rnn_predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 100 and all(row["gold"] and isinstance(row["pred"], str) for row in rows)
     assert_png(metrics / "rnn_learning_curve.png")
-    decoding = load_json(metrics / "decoding.json")  # greedy and beam 2, each with and without trigram blocking
-    assert len(decoding["settings"]) == 4 and decoding["best"] in [
-        {key: setting[key] for key in ("beam_size", "length_penalty", "no_repeat_ngram_size")}
+    decoding = load_json(metrics / "decoding.json")  # greedy and beam 2, with and without trigram blocking and prior
+    assert len(decoding["settings"]) == 8 and decoding["best"] in [
+        {key: setting[key] for key in ("beam_size", "length_penalty", "no_repeat_ngram_size", "prior_penalty")}
         for setting in decoding["settings"]]
 
 
@@ -177,6 +177,9 @@ def test_readme_results_are_written_from_the_metrics(smoke, tmp_path):
     rnn = load_json(project / "metrics" / "smoke_sst5" / "rnn.json")
     assert f"| SST-5 | {100 * rnn['accuracy']:.1f} / {100 * rnn['macro_f1']:.1f} |" in text
     assert "| Titles |" in text
+    for block in text.split("\n\n"):  # each table: as many cells in every row as in its header
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        assert len({line.count("|") for line in rows}) <= 1, block
 
 
 def test_smoke_package_installs_beside_the_spacy_rnn_wheel_and_loads(smoke, tmp_path):
