@@ -163,6 +163,16 @@ def test_smoke_report_compares_every_system_and_links_pictures(smoke):
     assert all((report.parent / picture).is_file() for picture in pictures)
 
 
+def test_evaluate_appends_a_suffix_to_the_name_from_the_config(smoke, tmp_path):
+    project, _ = smoke
+    result = run([str(SCRIPTS / "evaluate.py"), str(project / "training" / "smoke_sarcasm" / "model-best"),
+                  str(project / "corpus" / "smoke_sarcasm" / "test.spacy"), str(tmp_path), "--key", "rnn_pretrained",
+                  "--name-suffix", ", pretrained on Reddit text"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    record = load_json(tmp_path / "rnn_pretrained.json")
+    assert record["system"] == "spacy-rnn BiLSTM w32 + 2-gram linear, pretrained on Reddit text"
+
+
 def test_readme_results_are_written_from_the_metrics(smoke, tmp_path):
     project, _ = smoke
     readme = tmp_path / "README.md"

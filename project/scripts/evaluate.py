@@ -287,14 +287,15 @@ def describe(nlp: Language) -> str:
 
 def evaluate_pipeline(model: Path, test_path: Path, out_dir: Path, key: str, name: Optional[str],
                       stars: bool = False, log: Optional[Path] = None, train_info: Optional[Path] = None,
-                      gpu_id: int = -1, train_targets: Optional[Path] = None) -> Dict:
+                      gpu_id: int = -1, train_targets: Optional[Path] = None, name_suffix: str = "") -> Dict:
     """Evaluate a saved pipeline on test data (a DocBin, or seq2seq JSONL);
     returns the metrics record. `train_targets`: the seq2seq training JSONL,
-    for the scores on pairs with words no training target has."""
+    for the scores on pairs with words no training target has; `name_suffix`
+    is appended to the system's name."""
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     nlp = spacy.load(model)
-    name = name or describe(nlp)
+    name = (name or describe(nlp)) + name_suffix
     examples, spacy_scores = predict(nlp, test_path)
     write_json(out_dir / f"{key}_spacy.json", spacy_scores)
     extra = {"words_per_second": spacy_scores["speed"], "spacy_scores": spacy_scores}
@@ -321,6 +322,7 @@ def main(
     out_dir: Path = typer.Argument(..., help="Folder for the metrics, predictions and pictures"),
     key: str = typer.Option("rnn", help="File name stem of the outputs"),
     name: Optional[str] = typer.Option(None, help="The system's name in tables and pictures (default: from config)"),
+    name_suffix: str = typer.Option("", help="Appended to the name, e.g. ', pretrained on Reddit text'"),
     stars: bool = typer.Option(False, "--stars", help="Labels are star ratings: add MAE and within-one"),
     log: Optional[Path] = typer.Option(None, help="The training log.jsonl, for the learning curve"),
     train_info: Optional[Path] = typer.Option(None, help="The train.json written by scripts/train.py"),
@@ -332,7 +334,8 @@ def main(
 ):
     """Evaluate a trained pipeline on the test split and draw its pictures."""
     try:
-        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id, train_targets)
+        result = evaluate_pipeline(model, test, out_dir, key, name, stars, log, train_info, gpu_id, train_targets,
+                                   name_suffix)
     except DataError as err:
         fail(f"{err} Run the step that writes it again.")
     msg.good(f"{result['system']}: {summary(result)}", str(out_dir / f"{key}.json"))
