@@ -256,8 +256,8 @@ def make_rnn_seq2seq(
         n-gram within an output (3: no repeated trigram); 0: no blocking.
     prior_penalty (float): λ ≥ 0: the search ranks outputs by log p(output |
         source) − λ · log p(output), p(output) a unigram model of the
-        training targets, which favours words that titles seldom use over
-        generic ones (0: plain log probability).
+        training targets, which favours words that the targets seldom hold
+        over generic ones (0: plain log probability).
     replace_unk (bool): With the attention and copy decoders, write the most
         attended source token in place of each generated <UNK>.
     coverage_weight (float): Weight of the coverage loss in the loss
