@@ -306,7 +306,7 @@ def test_copy_config_builds_through_the_registry():
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     seq2seq = nlp.get_pipe("rnn_seq2seq")
     assert seq2seq.model.attrs["decoder"] == "copy" and seq2seq.cfg["no_repeat_ngram_size"] == 3
-    assert seq2seq.cfg["prior_penalty"] == 0.1
+    assert seq2seq.cfg["prior_penalty"] == 0.2 and seq2seq.cfg["beam_size"] == 1
     assert nlp.config["components"]["rnn_seq2seq"]["model"]["@architectures"] == V2
     titles = load_model_from_config(load_config(REPO / "configs" / "seq2seq_titles.cfg"), auto_fill=True)
     assert titles.get_pipe("rnn_seq2seq").model.attrs["decoder"] == "attention"
