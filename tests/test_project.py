@@ -303,10 +303,12 @@ def test_the_long_workflows_stay_out_of_all(project_yml):
     assert "train-imdb" in workflows["imdb"] and "evaluate-sst5-phrases" in workflows["sst5-phrases"]
     assert {f"pretrain-{domain}" for domain in ("movies", "products", "reddit")} <= set(workflows["pretrain"])
     tasks = [step for step in workflows["pretrain"] if step.startswith(("train-", "evaluate-"))]
-    assert tasks == [f"{kind}-{task}-pretrained" for task in ("sst5", "sarcasm", "titles") for kind in ("train", "evaluate")]
+    tasks_in_order = ("sst5", "sst5-phrases", "sarcasm", "titles")
+    assert tasks == [f"{kind}-{task}-pretrained" for task in tasks_in_order for kind in ("train", "evaluate")]
 
 
-@pytest.mark.parametrize("task,domain", [("sst5", "movies"), ("sarcasm", "reddit"), ("titles", "products")])
+@pytest.mark.parametrize("task,domain", [("sst5", "movies"), ("sst5-phrases", "movies"), ("sarcasm", "reddit"),
+                                         ("titles", "products")])
 def test_each_task_starts_from_the_encoder_of_its_domain(project_yml, task, domain):
     from spacy.util import load_config
 
@@ -319,6 +321,16 @@ def test_each_task_starts_from_the_encoder_of_its_domain(project_yml, task, doma
     seq2seq = load_config(REPO / "configs" / variables["titles_pretrained_config"])["components"]["rnn_seq2seq"]["model"]
     settings = ("tok2vec", "cell", "width", "depth", "bidirectional", "activation")
     assert {key: seq2seq[key] for key in settings} == {key: textcat[key] for key in settings}
+
+
+def test_both_phrase_trainings_train_on_the_phrases_for_phrases_max_epochs(project_yml):
+    """The scratch and the pretrained SST-5 phrase models train as the accuracy
+    bench trains the phrases: phrases_max_epochs epochs, evaluated every 1,000 steps."""
+    for name in ("train-sst5-phrases", "train-sst5-phrases-pretrained"):
+        command = " ".join(next(c for c in project_yml["commands"] if c["name"] == name)["script"][0].split())
+        assert "--paths.train corpus/sst5_phrases/train.spacy" in command, name
+        assert "--training.max_epochs ${vars.phrases_max_epochs} --training.eval_frequency 1000" in command, name
+    assert project_yml["vars"]["phrases_max_epochs"] == 2
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (PROJECT / "configs").glob("*.cfg")))

@@ -21,10 +21,12 @@ from wasabi import msg
 from common import fail, read_json, write_between_markers, write_text
 from spacy_rnn.corpus import DataError, read_jsonl
 
-TEXTCAT_SYSTEMS = ("rnn", "rnn_pretrained", "rnn_phrases", "tfidf", "fasttext", "bow", "ensemble", "bilstm")
+TEXTCAT_SYSTEMS = ("rnn", "rnn_pretrained", "rnn_phrases", "rnn_phrases_pretrained",
+                   "tfidf", "fasttext", "bow", "ensemble", "bilstm")
 SEQ2SEQ_SYSTEMS = ("rnn", "rnn_pretrained", "most_frequent", "first_words", "tfidf_nearest")
 README_COLUMNS = {  # the column of each system in the readme tables
     "rnn": "spacy-rnn", "rnn_pretrained": "spacy-rnn pretrained", "rnn_phrases": "spacy-rnn on phrases",
+    "rnn_phrases_pretrained": "spacy-rnn pretrained, on phrases",
     "tfidf": "TF-IDF + LogReg", "fasttext": "fastText", "bow": "spaCy BOW", "ensemble": "spaCy Ensemble",
     "bilstm": "spaCy BiLSTM", "most_frequent": "most frequent title", "first_words": "first 4 words",
     "tfidf_nearest": "TF-IDF nearest title",
