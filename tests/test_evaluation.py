@@ -110,14 +110,72 @@ def test_bench_tables_give_mean_sd_and_say_when_a_difference_is_noise(scripts, t
     assert f"| TF-IDF + logistic regression | {100 * runs['tfidf'][0]['accuracy']:.1f} |" in table
     assert "| deterministic |" in table and "| pairwise |" in table
     lines = [line for line in table.splitlines() if line.startswith("- ")]
-    assert len(lines) == 4  # accuracy and pairwise, each for the best config and the RNN alone
+    assert len(lines) == 6  # accuracy and pairwise: the best config against the best baseline, the RNN alone
+    # against each baseline
     assert lines[0].startswith("- `textcat_ensemble_lstm_w64`") and "vs spaCy TextCatBOW.v3" in lines[0]
     assert lines[0].endswith("inside the noise (the interval contains 0)")  # 71 vs 70 on 400 Docs
-    assert lines[1].startswith("- `textcat_lstm` (the RNN alone, no n-gram part) ")
+    assert lines[1].startswith("- `textcat_lstm` (the best RNN alone, no n-gram part) ")
+    assert "vs TF-IDF + logistic regression 50" in lines[1] and lines[1].endswith(" outside the noise")
+    assert "vs spaCy TextCatBOW.v3" in lines[2]
     compact = bench.summary({"sarcasm": runs}, ["textcat_lstm.cfg", "textcat_ensemble_lstm_w64.cfg"])
     assert compact.splitlines()[0] == "| system | SARC-pol |"
     assert f"| spacy-rnn `textcat_lstm.cfg` | {numpy.mean(lstm):.1f} ± {numpy.std(lstm, ddof=1):.1f} |" in compact
     assert "fastText" not in compact  # a baseline that was not run has no row
+
+
+def test_bench_compares_a_pretrained_config_with_itself_from_scratch(scripts, tmp_path):
+    _, _, bench = scripts
+    rng = numpy.random.default_rng(1)
+    gold = ["1", "0"] * 200
+    config, pretrained = "pretrain_textcat_lstm_w256", "pretrain_textcat_lstm_w256+pretrained"
+    runs, seeds = {config: [], pretrained: [], "tfidf": []}, {config: [], pretrained: [], "tfidf": []}
+    for key, accuracy, run_seeds in ((config, 0.4, (0, 1)), (pretrained, 0.6, (0, 1)), ("tfidf", 0.4, (0,))):
+        for seed in run_seeds:
+            pred = [g if rng.random() < accuracy else ("0" if g == "1" else "1") for g in gold]
+            runs[key].append(write_run(tmp_path, "sarcasm", seed, key, gold, pred, None))
+            seeds[key].append(seed)
+    table = bench.markdown(tmp_path, {"sarcasm": runs}, [f"{config}.cfg"], {"sarcasm": seeds}, "header")
+    assert f"| spacy-rnn `{config}.cfg`, pretrained encoder | " in table
+    lines = [line for line in table.splitlines() if line.startswith("- ")]
+    assert len(lines) == 2  # the best (the pretrained RNN alone) against TF-IDF; pretrained against scratch
+    assert lines[0].startswith(f"- `{config}` pretrained ") and "vs TF-IDF + logistic regression" in lines[0]
+    assert lines[1].startswith(f"- `{config}` pretrained ") and " vs itself from scratch " in lines[1]
+    assert lines[1].endswith(" outside the noise")  # 60 vs 40 on 400 Docs
+    compact = bench.summary({"sarcasm": runs}, [f"{config}.cfg"])
+    assert [line.split(" | ")[0] for line in compact.splitlines()[2:]] == [
+        f"| spacy-rnn `{config}.cfg`", f"| spacy-rnn `{config}.cfg`, pretrained encoder", "| TF-IDF + logistic regression"]
+    assert bench.systems_of("sst5", [f"{config}.cfg"], ["tfidf"], {"sst5": tmp_path}) == [
+        f"{config}.cfg", f"{config}.cfg+pretrained", "tfidf"]
+    assert bench.systems_of("marc", [f"{config}.cfg"], ["tfidf"], {"sst5": tmp_path}) == [f"{config}.cfg", "tfidf"]
+    assert bench.key_of(f"{config}.cfg+pretrained") == pretrained
+
+
+@pytest.mark.parametrize("encoders,message", [
+    ("sst5", "Bad --encoders entry 'sst5': write dataset=file"),
+    ("films=x.bin", "Bad --encoders entry 'films=x.bin'"),
+    ("sst5=no/such/encoder.bin", "No pretrained encoder file no/such/encoder.bin for sst5: run the pretrain-*"),
+])
+def test_bench_encoders_are_checked_before_any_training(tmp_path, encoders, message):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "scripts/bench_accuracy.py", str(tmp_path / "out"), "--datasets", "sst5",
+                             "--configs", "pretrain_textcat_lstm_w256.cfg", "--encoders", encoders],
+                            cwd=REPO / "project", capture_output=True, text=True)
+    assert result.returncode == 1 and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_refuses_encoders_for_a_config_without_pretraining(tmp_path):
+    import subprocess
+    import sys
+
+    encoder = tmp_path / "encoder.bin"
+    encoder.write_bytes(b"weights")
+    result = subprocess.run([sys.executable, "scripts/bench_accuracy.py", str(tmp_path / "out"), "--datasets", "sst5",
+                             "--configs", "textcat_lstm.cfg", "--encoders", f"sst5={encoder}"],
+                            cwd=REPO / "project", capture_output=True, text=True)
+    assert result.returncode == 1 and "textcat_lstm.cfg has no [pretraining] block" in result.stderr
 
 
 def test_fasttext_baseline_learns_a_toy_task_and_keeps_pair_ids(scripts, tmp_path):

@@ -323,6 +323,22 @@ def test_each_task_starts_from_the_encoder_of_its_domain(project_yml, task, doma
     assert {key: seq2seq[key] for key in settings} == {key: textcat[key] for key in settings}
 
 
+def test_bench_pretraining_gives_each_dataset_the_encoder_of_its_domain(project_yml, monkeypatch):
+    import shlex
+
+    monkeypatch.syspath_prepend(str(PROJECT / "scripts"))
+    from bench_accuracy import parse_encoders
+
+    step = next(command for command in project_yml["commands"] if command["name"] == "bench-pretraining")
+    words = shlex.split(" ".join(step["script"][0].split()))
+    encoders = parse_encoders(words[words.index("--encoders") + 1], check_files=False)
+    domains = {"sst5": "movies", "sst5_phrases": "movies", "imdb": "movies", "marc": "products", "sarcasm": "reddit"}
+    assert set(encoders) == set(project_yml["vars"]["bench_datasets"].split())
+    assert {dataset: str(path) for dataset, path in encoders.items()} == {
+        dataset: f"training/pretrain/{domain}/model-last.bin" for dataset, domain in domains.items()}
+    assert {str(path) for path in encoders.values()} <= set(step["deps"])
+
+
 def test_both_phrase_trainings_train_on_the_phrases_for_phrases_max_epochs(project_yml):
     """The scratch and the pretrained SST-5 phrase models train as the accuracy
     bench trains the phrases: phrases_max_epochs epochs, evaluated every 1,000 steps."""

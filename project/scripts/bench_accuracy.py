@@ -19,8 +19,16 @@ over the seeds). SARC-pol adds its pairwise accuracy. IMDB and SST-5 trained on
 phrases have about ten times the words of the others: their trainings run
 `--heavy-max-epochs` epochs and skip spaCy's two slowest baselines.
 
+With `--encoders`, each config also trains on a dataset from that dataset's
+pretrained encoder (`paths.init_tok2vec`; configs with a [pretraining] block),
+as the system `<config>+pretrained`, and each dataset's section compares it
+with the same config from scratch. The best RNN alone is compared with every
+baseline.
+
     python scripts/bench_accuracy.py metrics/bench --datasets "sst5 marc" --seeds "0 1 2" \\
         --configs "textcat_lstm.cfg textcat_ensemble_lstm_w64.cfg" --readme ../docs/performance.md
+    python scripts/bench_accuracy.py metrics/pretraining --datasets sst5 --baselines "tfidf fasttext" \\
+        --configs pretrain_textcat_lstm_w256.cfg --encoders "sst5=training/pretrain/movies/model-last.bin"
 """
 import os
 import platform
@@ -67,6 +75,7 @@ BASELINES = {
     "bilstm": "spaCy TorchBiLSTMEncoder + TextCatReduce",
 }
 DETERMINISTIC = {"tfidf"}
+PRETRAINED = "+pretrained"  # the suffix of a config's key when it trains from a pretrained encoder
 SLOW_BASELINES = {"ensemble", "bilstm"}  # not run on heavy datasets
 N_RESAMPLES = 1000
 
@@ -75,13 +84,18 @@ def record_path(out_dir: Path, dataset: str, seed: int, system: str) -> Path:
     return out_dir / dataset / f"seed{seed}" / f"{system}.json"
 
 
-def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: Dict) -> Dict:
-    """Train `system` (a config file name or a baseline key) on `dataset` with
-    `seed` and evaluate it on the test split; returns its record."""
+def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: Dict,
+               encoder: Optional[Path] = None) -> Dict:
+    """Train `system` (a config file name, `<config>+pretrained` with the
+    dataset's `encoder`, or a baseline key) on `dataset` with `seed` and
+    evaluate it on the test split; returns its record."""
     corpus, stars = PROJECT / "corpus" / dataset, DATASETS[dataset].stars
     folder = record_path(out_dir, dataset, seed, system).parent
-    training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / Path(system).stem
+    key = key_of(system)
+    training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / key
     overrides = {**overrides, "system.seed": seed}
+    if system.endswith(PRETRAINED):
+        system, overrides = system[: -len(PRETRAINED)], {**overrides, "paths.init_tok2vec": str(encoder)}
     if system == "tfidf":
         return tfidf_logreg(corpus, folder, stars)
     if system == "fasttext":
@@ -91,18 +105,43 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
     train(CONFIGS / system, training_dir, {**paths, **overrides})
     return evaluate_pipeline(
-        training_dir / "model-best", corpus / "test.spacy", folder, Path(system).stem, f"spacy-rnn {system}",
+        training_dir / "model-best", corpus / "test.spacy", folder, key, system_name(key).replace("`", ""),
         stars=stars, log=training_dir / "log.jsonl", train_info=training_dir / "train.json",
     )
 
 
-def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str]) -> List[str]:
+def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str],
+               encoders: Dict[str, Path]) -> List[str]:
     skipped = SLOW_BASELINES if DATASETS[dataset].heavy else set()
-    return list(configs) + [key for key in baselines if key not in skipped]
+    pretrained = [config + PRETRAINED for config in configs] if dataset in encoders else []
+    return list(configs) + pretrained + [key for key in baselines if key not in skipped]
 
 
 def key_of(system: str) -> str:
-    return Path(system).stem
+    """A system's record name: the config's stem (+pretrained), or the baseline key."""
+    pretrained = system.endswith(PRETRAINED)
+    return Path(system[: -len(PRETRAINED)] if pretrained else system).stem + (PRETRAINED if pretrained else "")
+
+
+def system_name(key: str) -> str:
+    if key in BASELINES:
+        return BASELINES[key]
+    if key.endswith(PRETRAINED):
+        return f"spacy-rnn `{key[: -len(PRETRAINED)]}.cfg`, pretrained encoder"
+    return f"spacy-rnn `{key}.cfg`"
+
+
+def parse_encoders(encoders: str, check_files: bool) -> Dict[str, Path]:
+    """`dataset=file` pairs, separated by spaces, as a dict."""
+    parsed = {}
+    for pair in encoders.split():
+        dataset, _, path = pair.partition("=")
+        if dataset not in DATASETS or not path:
+            fail(f"Bad --encoders entry '{pair}': write dataset=file, with a dataset of {', '.join(DATASETS)}.")
+        if check_files and not Path(path).is_file():
+            fail(f"No pretrained encoder file {path} for {dataset}: run the pretrain-* step of its domain first.")
+        parsed[dataset] = Path(path)
+    return parsed
 
 
 def paired_bootstrap(ours: numpy.ndarray, theirs: numpy.ndarray, seed: int = 0) -> Tuple[float, float, float]:
@@ -141,8 +180,15 @@ def mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> s
     return f"{numpy.mean(values):.{digits}f} ± {numpy.std(values, ddof=1):.{digits}f}"
 
 
-def is_ensemble(config: str) -> bool:
-    return "linear_model" in load_config(CONFIGS / config)["components"]["textcat"]["model"]
+def is_ensemble(key: str) -> bool:
+    config = key[: -len(PRETRAINED)] if key.endswith(PRETRAINED) else key
+    return "linear_model" in load_config(CONFIGS / f"{config}.cfg")["components"]["textcat"]["model"]
+
+
+def short_name(key: str) -> str:
+    if key in BASELINES:
+        return BASELINES[key]
+    return f"`{key[: -len(PRETRAINED)]}` pretrained" if key.endswith(PRETRAINED) else f"`{key}`"
 
 
 def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dict[str, List[Dict]],
@@ -152,8 +198,8 @@ def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dic
                                              item_scores(out_dir, dataset, theirs, seeds[theirs], metric))
     verdict = "inside the noise (the interval contains 0)" if low <= 0 <= high else "outside the noise"
     mean = {key: numpy.mean([record[metric] for record in records[key]]) for key in (ours, theirs)}
-    name = (f"`{ours}`" if ours not in BASELINES else BASELINES[ours]) + note
-    return (f"- {name} {100 * mean[ours]:.1f} vs {BASELINES[theirs]} {100 * mean[theirs]:.1f}: "
+    theirs_name = "itself from scratch" if ours == theirs + PRETRAINED else short_name(theirs)
+    return (f"- {short_name(ours)}{note} {100 * mean[ours]:.1f} vs {theirs_name} {100 * mean[theirs]:.1f}: "
             f"{100 * difference:+.1f} points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}], {verdict}")
 
 
@@ -166,8 +212,7 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
         (["MAE (stars)"] if info.stars else []) + ["seeds"]
     lines = [f"#### {info.name}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for key, runs in records.items():
-        name = f"spacy-rnn `{key}.cfg`" if key not in BASELINES else BASELINES[key]
-        cells = [name, mean_sd([r["accuracy"] for r in runs]), mean_sd([r["macro_f1"] for r in runs])]
+        cells = [system_name(key), mean_sd([r["accuracy"] for r in runs]), mean_sd([r["macro_f1"] for r in runs])]
         if pairwise:
             cells.append(mean_sd([r["pairwise"] for r in runs]))
         if info.stars:
@@ -187,11 +232,15 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
                      f"{'pairs' if metric == 'pairwise' else 'Docs'}, {N_RESAMPLES:,} resamples):")
         lines.append("")
         lines.append(comparison(out_dir, dataset, best["ours"], best["theirs"], records, seeds, metric))
-        alone = [key for key in ours if not is_ensemble(f"{key}.cfg")]
-        if alone and is_ensemble(f"{best['ours']}.cfg"):
+        alone = [key for key in ours if not is_ensemble(key)]
+        if alone:
             best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-            lines.append(comparison(out_dir, dataset, best_alone, best["theirs"], records, seeds, metric,
-                                    " (the RNN alone, no n-gram part)"))
+            lines += [comparison(out_dir, dataset, best_alone, baseline, records, seeds, metric,
+                                 " (the best RNN alone, no n-gram part)")
+                      for baseline in theirs if (best_alone, baseline) != (best["ours"], best["theirs"])]
+        pretrained = [key for key in ours if key.endswith(PRETRAINED) and key[: -len(PRETRAINED)] in records]
+        lines += [comparison(out_dir, dataset, key, key[: -len(PRETRAINED)], records, seeds, metric)
+                  for key in pretrained]
         lines.append("")
     return lines
 
@@ -212,24 +261,26 @@ def markdown(out_dir: Path, results: Dict[str, Dict[str, List[Dict]]], configs: 
 def summary(results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str]) -> str:
     """One table of test accuracy, mean ± sd over the seeds: systems × datasets."""
     datasets = list(results)
-    keys = [key_of(config) for config in configs] + [key for key in BASELINES
-                                                     if any(key in records for records in results.values())]
+    spacy_rnn = [key_of(config) + suffix for suffix in ("", PRETRAINED) for config in configs]
+    keys = [key for key in spacy_rnn + list(BASELINES) if any(key in records for records in results.values())]
     lines = ["| system | " + " | ".join(DATASETS[d].name for d in datasets) + " |",
              "|---|" + "---:|" * len(datasets)]
     for key in keys:
-        name = f"spacy-rnn `{key}.cfg`" if key not in BASELINES else BASELINES[key]
+        name = system_name(key)
         cells = [mean_sd([r["accuracy"] for r in results[d][key]]) if key in results[d] else "–" for d in datasets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int, tables_only: bool = False) -> str:
+def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int, tables_only: bool = False,
+                 encoders: Optional[Dict[str, Path]] = None) -> str:
     epochs = overrides.get("training.max_epochs", "from each config")
     commit = (f"tables written at commit {git_commit()} from the records of earlier runs" if tables_only
               else f"commit {git_commit()}")
+    pretrained = "".join(f" · {dataset}: encoder {path}" for dataset, path in (encoders or {}).items())
     return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
             f"{os.cpu_count()} cores · CPU · spaCy {spacy.__version__}, torch {torch.__version__} · "
-            f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases) · {commit}")
+            f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases){pretrained} · {commit}")
 
 
 def main(
@@ -239,6 +290,9 @@ def main(
     configs: str = typer.Option(..., help="Config file names in ../configs, separated by spaces"),
     datasets: str = typer.Option("sarcasm sst5 marc imdb", help=f"Datasets, separated by spaces: {', '.join(DATASETS)}"),
     baselines: str = typer.Option(" ".join(BASELINES), help="Baselines, separated by spaces"),
+    encoders: str = typer.Option(
+        "", help="Pretrained encoders, dataset=file separated by spaces: each config also trains from them"
+    ),
     seeds: str = typer.Option("0 1 2", help="Training seeds, separated by spaces"),
     heavy_max_epochs: int = typer.Option(2, help="max_epochs on IMDB and on SST-5 phrases"),
     readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy tables in this page"),
@@ -259,17 +313,22 @@ def main(
         unknown = sorted(set(names) - set(known))
         if unknown:
             fail(f"Unknown {kind}(s) {', '.join(unknown)}: choose from {', '.join(known)}.")
+    encoder_files = parse_encoders(encoders, check_files=not tables_only)
+    no_block = [c for c in config_names if encoder_files and "pretraining" not in load_config(CONFIGS / c)]
+    if no_block:
+        fail(f"{', '.join(no_block)} has no [pretraining] block, so no pretrained encoder loads into it: "
+             "give --encoders only with pretrain configs (e.g. pretrain_textcat_lstm_w256.cfg).")
     missing = [d for d in dataset_names if not (PROJECT / "corpus" / d / "test.spacy").exists()]
     if missing:
         fail(f"No corpus for {', '.join(missing)} in {PROJECT / 'corpus'}: run the convert step of each first.")
     overrides = config_overrides(ctx.args)
-    header = machine_line(seed_list, overrides, heavy_max_epochs, tables_only)  # seeds, machine, commit
+    header = machine_line(seed_list, overrides, heavy_max_epochs, tables_only, encoder_files)
     heavy_overrides = {**overrides, "training.max_epochs": heavy_max_epochs, "training.eval_frequency": 1000}
     runs: Dict[str, Dict[str, List[Dict]]] = {d: {} for d in dataset_names}  # dataset -> system -> one per seed
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
     for seed in seed_list:
         for dataset in dataset_names:
-            for system in systems_of(dataset, config_names, baseline_keys):
+            for system in systems_of(dataset, config_names, baseline_keys, encoder_files):
                 key = key_of(system)
                 if key in DETERMINISTIC and seed != seed_list[0]:
                     continue
@@ -281,7 +340,8 @@ def main(
                 else:
                     msg.divider(f"{DATASETS[dataset].name} · {system} · seed {seed}")
                     record = run_system(system, dataset, seed, out_dir,
-                                        heavy_overrides if DATASETS[dataset].heavy else overrides)
+                                        heavy_overrides if DATASETS[dataset].heavy else overrides,
+                                        encoder_files.get(dataset))
                 runs[dataset].setdefault(key, []).append(record)
                 run_seeds[dataset].setdefault(key, []).append(seed)
     report = markdown(out_dir, runs, config_names, run_seeds, header)
