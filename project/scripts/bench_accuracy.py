@@ -94,8 +94,9 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     key = key_of(system)
     training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / key
     overrides = {**overrides, "system.seed": seed}
-    if system.endswith(PRETRAINED):
-        system, overrides = system[: -len(PRETRAINED)], {**overrides, "paths.init_tok2vec": str(encoder)}
+    system, pretrained = split_key(system)
+    if pretrained:
+        overrides = {**overrides, "paths.init_tok2vec": str(encoder)}
     if system == "tfidf":
         return tfidf_logreg(corpus, folder, stars)
     if system == "fasttext":
@@ -117,18 +118,22 @@ def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str],
     return list(configs) + pretrained + [key for key in baselines if key not in skipped]
 
 
+def split_key(name: str) -> Tuple[str, bool]:
+    """A system name or key without its +pretrained suffix, and whether it had one."""
+    return (name[: -len(PRETRAINED)], True) if name.endswith(PRETRAINED) else (name, False)
+
+
 def key_of(system: str) -> str:
     """A system's record name: the config's stem (+pretrained), or the baseline key."""
-    pretrained = system.endswith(PRETRAINED)
-    return Path(system[: -len(PRETRAINED)] if pretrained else system).stem + (PRETRAINED if pretrained else "")
+    config, pretrained = split_key(system)
+    return Path(config).stem + (PRETRAINED if pretrained else "")
 
 
 def system_name(key: str) -> str:
     if key in BASELINES:
         return BASELINES[key]
-    if key.endswith(PRETRAINED):
-        return f"spacy-rnn `{key[: -len(PRETRAINED)]}.cfg`, pretrained encoder"
-    return f"spacy-rnn `{key}.cfg`"
+    config, pretrained = split_key(key)
+    return f"spacy-rnn `{config}.cfg`" + (", pretrained encoder" if pretrained else "")
 
 
 def parse_encoders(encoders: str, check_files: bool) -> Dict[str, Path]:
@@ -181,14 +186,14 @@ def mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> s
 
 
 def is_ensemble(key: str) -> bool:
-    config = key[: -len(PRETRAINED)] if key.endswith(PRETRAINED) else key
-    return "linear_model" in load_config(CONFIGS / f"{config}.cfg")["components"]["textcat"]["model"]
+    return "linear_model" in load_config(CONFIGS / f"{split_key(key)[0]}.cfg")["components"]["textcat"]["model"]
 
 
 def short_name(key: str) -> str:
     if key in BASELINES:
         return BASELINES[key]
-    return f"`{key[: -len(PRETRAINED)]}` pretrained" if key.endswith(PRETRAINED) else f"`{key}`"
+    config, pretrained = split_key(key)
+    return f"`{config}`" + (" pretrained" if pretrained else "")
 
 
 def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dict[str, List[Dict]],
@@ -228,19 +233,21 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
     for metric in metrics:
         best = {side: max(keys, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
                 for side, keys in (("ours", ours), ("theirs", theirs))}
-        lines.append(f"Best spacy-rnn config against the best baseline, {metric} (paired bootstrap over the test "
-                     f"{'pairs' if metric == 'pairwise' else 'Docs'}, {N_RESAMPLES:,} resamples):")
-        lines.append("")
-        lines.append(comparison(out_dir, dataset, best["ours"], best["theirs"], records, seeds, metric))
+        pairs = [(best["ours"], best["theirs"], "")]
+        what = ["best spacy-rnn config against the best baseline"]
         alone = [key for key in ours if not is_ensemble(key)]
         if alone:
             best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-            lines += [comparison(out_dir, dataset, best_alone, baseline, records, seeds, metric,
-                                 " (the best RNN alone, no n-gram part)")
-                      for baseline in theirs if (best_alone, baseline) != (best["ours"], best["theirs"])]
-        pretrained = [key for key in ours if key.endswith(PRETRAINED) and key[: -len(PRETRAINED)] in records]
-        lines += [comparison(out_dir, dataset, key, key[: -len(PRETRAINED)], records, seeds, metric)
-                  for key in pretrained]
+            pairs += [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
+                      if (best_alone, baseline) != (best["ours"], best["theirs"])]
+            what += ["the best RNN alone against each baseline"] if len(pairs) > 1 else []
+        scratch = {key: split_key(key)[0] for key in ours if split_key(key)[1] and split_key(key)[0] in records}
+        pairs += [(key, config, "") for key, config in scratch.items()]
+        what += ["each pretrained config against itself from scratch"] if scratch else []
+        heading = ", ".join(what)
+        lines += [f"{heading[0].upper()}{heading[1:]}, {metric} (paired bootstrap over the test "
+                  f"{'pairs' if metric == 'pairwise' else 'Docs'}, {N_RESAMPLES:,} resamples):", ""]
+        lines += [comparison(out_dir, dataset, a, b, records, seeds, metric, note) for a, b, note in pairs]
         lines.append("")
     return lines
 
@@ -314,7 +321,7 @@ def main(
         if unknown:
             fail(f"Unknown {kind}(s) {', '.join(unknown)}: choose from {', '.join(known)}.")
     encoder_files = parse_encoders(encoders, check_files=not tables_only)
-    no_block = [c for c in config_names if encoder_files and "pretraining" not in load_config(CONFIGS / c)]
+    no_block = [c for c in config_names if encoder_files and not load_config(CONFIGS / c).get("pretraining")]
     if no_block:
         fail(f"{', '.join(no_block)} has no [pretraining] block, so no pretrained encoder loads into it: "
              "give --encoders only with pretrain configs (e.g. pretrain_textcat_lstm_w256.cfg).")
