@@ -76,6 +76,7 @@ BASELINES = {
 }
 DETERMINISTIC = {"tfidf"}
 PRETRAINED = "+pretrained"  # the suffix of a config's key when it trains from a pretrained encoder
+PRETRAINED_LABEL = ", pretrained encoder"  # and of its name in the records and tables
 SLOW_BASELINES = {"ensemble", "bilstm"}  # not run on heavy datasets
 N_RESAMPLES = 1000
 
@@ -95,6 +96,7 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / key
     overrides = {**overrides, "system.seed": seed}
     system, pretrained = split_key(system)
+    label = PRETRAINED_LABEL if pretrained else ""
     if pretrained:
         overrides = {**overrides, "paths.init_tok2vec": str(encoder)}
     if system == "tfidf":
@@ -106,7 +108,7 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
     train(CONFIGS / system, training_dir, {**paths, **overrides})
     return evaluate_pipeline(
-        training_dir / "model-best", corpus / "test.spacy", folder, key, system_name(key).replace("`", ""),
+        training_dir / "model-best", corpus / "test.spacy", folder, key, f"spacy-rnn {system}{label}",
         stars=stars, log=training_dir / "log.jsonl", train_info=training_dir / "train.json",
     )
 
@@ -133,7 +135,7 @@ def system_name(key: str) -> str:
     if key in BASELINES:
         return BASELINES[key]
     config, pretrained = split_key(key)
-    return f"spacy-rnn `{config}.cfg`" + (", pretrained encoder" if pretrained else "")
+    return f"spacy-rnn `{config}.cfg`" + (PRETRAINED_LABEL if pretrained else "")
 
 
 def parse_encoders(encoders: str, check_files: bool) -> Dict[str, Path]:
@@ -229,21 +231,26 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
     ours = [key for key in records if key not in BASELINES]
     if not (ours and theirs):
         return lines
+    alone = [key for key in ours if not is_ensemble(key)]
+    scratch_pairs = []  # each pretrained config and the same config from scratch
+    for key in ours:
+        config, pretrained = split_key(key)
+        if pretrained and config in records:
+            scratch_pairs.append((key, config, ""))
     metrics = ["accuracy"] + (["pairwise"] if pairwise else [])
     for metric in metrics:
         best = {side: max(keys, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
                 for side, keys in (("ours", ours), ("theirs", theirs))}
         pairs = [(best["ours"], best["theirs"], "")]
         what = ["best spacy-rnn config against the best baseline"]
-        alone = [key for key in ours if not is_ensemble(key)]
         if alone:
             best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-            pairs += [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
-                      if (best_alone, baseline) != (best["ours"], best["theirs"])]
-            what += ["the best RNN alone against each baseline"] if len(pairs) > 1 else []
-        scratch = {key: split_key(key)[0] for key in ours if split_key(key)[1] and split_key(key)[0] in records}
-        pairs += [(key, config, "") for key, config in scratch.items()]
-        what += ["each pretrained config against itself from scratch"] if scratch else []
+            alone_pairs = [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
+                           if (best_alone, baseline) != (best["ours"], best["theirs"])]
+            pairs += alone_pairs
+            what += ["the best RNN alone against each baseline"] if alone_pairs else []
+        pairs += scratch_pairs
+        what += ["each pretrained config against itself from scratch"] if scratch_pairs else []
         heading = ", ".join(what)
         lines += [f"{heading[0].upper()}{heading[1:]}, {metric} (paired bootstrap over the test "
                   f"{'pairs' if metric == 'pairwise' else 'Docs'}, {N_RESAMPLES:,} resamples):", ""]
@@ -322,7 +329,7 @@ def main(
         if unknown:
             fail(f"Unknown {kind}(s) {', '.join(unknown)}: choose from {', '.join(known)}.")
     encoder_files = parse_encoders(encoders, check_files=not tables_only)
-    no_block = [c for c in config_names if encoder_files and not load_config(CONFIGS / c).get("pretraining")]
+    no_block = [c for c in config_names if not load_config(CONFIGS / c).get("pretraining")] if encoder_files else []
     if no_block:
         fail(f"{', '.join(no_block)} has no [pretraining] block, so no pretrained encoder loads into it: "
              "give --encoders only with pretrain configs (e.g. pretrain_textcat_lstm_w256.cfg).")
