@@ -19,7 +19,7 @@ from .layers.embed import ConcatHashEmbed
 from .layers.lm import BiLM, read_words, recurrent_output
 from .layers.ngrams import WEIGHTINGS, NgramLinear
 from .layers.rnn import PooledRNN, RNNStates, RNNStatesView
-from .layers.textcat import CheckedChain
+from .layers.checked import CheckedChain
 from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
 
 CellName = Literal["rnn", "lstm", "gru"]

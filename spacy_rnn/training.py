@@ -5,7 +5,7 @@ from spacy.language import Language
 from spacy.util import registry
 from thinc.api import Model
 
-from .layers.torch_bridge import LEARN_RATE_SCALE, SUBMODULE_LEARN_RATE_SCALES
+from .layers.checked import LEARN_RATE_SCALE, SUBMODULE_LEARN_RATE_SCALES
 
 
 @registry.callbacks("spacy_rnn.pretrained_encoder_schedule.v1")

@@ -10,6 +10,7 @@ from thinc.api import fix_random_seed
 from spacy_rnn.architectures import build_rnn_encoder, build_textcat_rnn
 from spacy_rnn.nn import recurrent
 from spacy_rnn.nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder, count_parameters
+from spacy_rnn.threads import concurrent_directions
 
 CELLS = [("rnn", "sigmoid"), ("rnn", "tanh"), ("lstm", "sigmoid"), ("gru", "sigmoid")]
 LENGTHS = [3, 0, 11, 1, 5]  # uneven, with an empty Doc
@@ -197,7 +198,7 @@ def test_concurrent_directions_change_neither_states_nor_gradients(cell, activat
     flat = torch.randn(sum(lengths), 6)
     results = []
     for allowed in (False, True):
-        with recurrent.concurrent_directions(allowed):
+        with concurrent_directions(allowed):
             results.append(states_and_gradients(encoder, flat, lengths))
             with torch.no_grad():
                 results.append([t.clone() for t in encoder(flat, lengths)])

@@ -16,7 +16,7 @@ from thinc.api import Adam, fix_random_seed
 
 from spacy_rnn.architectures import build_hash_embed, build_ngram_linear, build_textcat_rnn, build_textcat_rnn_ensemble
 from spacy_rnn.corpus import DataError
-from spacy_rnn.layers.torch_bridge import TorchModuleShim
+from spacy_rnn.layers.shims import TorchModuleShim
 from spacy_rnn.pipeline.seq2seq import get_target, set_target
 from spacy_rnn.scoring import seq2seq_score
 

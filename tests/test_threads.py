@@ -13,7 +13,7 @@ from spacy.training import Example
 import spacy_rnn.nn.recurrent as recurrent
 import spacy_rnn.nn.seq2seq as seq2seq
 from spacy_rnn.annotate import annotate
-from spacy_rnn.layers.torch_bridge import MODULE_THREADS, torch_threads
+from spacy_rnn.threads import MODULE_THREADS, torch_threads
 from spacy_rnn.pipeline.seq2seq import set_target
 from tiny_pipeline import TEXTS, make_pipeline
 

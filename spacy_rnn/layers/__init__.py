@@ -1,2 +1,1 @@
-from .rnn import PooledRNN, RNNStates, RNNStatesView  # noqa: F401
-from .torch_bridge import TorchModuleShim  # noqa: F401
+"""Thinc layers over the torch modules of `spacy_rnn.nn`: spaCy and thinc, no registered names."""

@@ -19,7 +19,8 @@ from thinc.api import ArgsKwargs, Dropout, Model, Ops, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..nn.lm import N_SPECIAL, UNKNOWN, BiLMHeads
-from .torch_bridge import TorchModuleShim, non_finite_message
+from .shims import TorchModuleShim
+from .weights import non_finite_message
 
 
 class WordIds:

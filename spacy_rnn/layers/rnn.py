@@ -21,7 +21,8 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d
 
 from ..nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder
-from .torch_bridge import TorchModuleShim, non_finite_message
+from .shims import TorchModuleShim
+from .weights import non_finite_message
 
 
 def RNNStates(width: int, max_length: int = 0, **rnn_kwargs: Any) -> Model[List[Floats2d], List[Floats2d]]:

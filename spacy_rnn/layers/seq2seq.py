@@ -28,10 +28,11 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats1d, Floats2d
 
 from ..nn.seq2seq import EncoderDecoder
+from ..threads import module_threads
 from ..vocab import BOS, EOS, PAD, UNK
+from .checked import CheckedChain, CheckedModel
 from .rnn import forward_states, first_tokens, pad_rows
-from .textcat import CheckedChain
-from .torch_bridge import CheckedModel, SubmoduleShim, TorchModuleShim, module_threads
+from .shims import SubmoduleShim, TorchModuleShim
 
 ENCODER_SETTINGS = ("nI", "width", "cell", "depth", "bidirectional", "activation")  # shared with a pretrained encoder
 

@@ -8,14 +8,12 @@ real token in a recurrence: a sequence gets the same states alone as inside
 any batch, in both directions. Zero-length sequences are allowed: they
 produce no states and a final state of zeros.
 """
-import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+
+from ..threads import directions_run_concurrently, on_second_thread
 
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
@@ -239,54 +237,10 @@ class RecurrentEncoder(nn.Module):
         return states, batch.unsort(finals)
 
 
-# Both directions of a bidirectional layer at the same time: the backward
-# direction on a second thread, forward and backward pass. Each direction is
-# one long task on one intra-op thread, so nothing spin-waits: on a busy
-# machine the two tasks only share the cores that are free. Off unless the
-# caller allows it (spacy-rnn's layers do when torch may use 2+ threads).
-_allowed = threading.local()
-_second_thread: Optional[ThreadPoolExecutor] = None
-
-
-@contextmanager
-def concurrent_directions(allowed: bool) -> Iterator[None]:
-    """Inside the block, bidirectional layers on the CPU run their two
-    directions at once when `allowed` (this thread only)."""
-    before = getattr(_allowed, "value", False)
-    _allowed.value = allowed
-    try:
-        yield
-    finally:
-        _allowed.value = before
-
-
-def _forget_second_thread() -> None:
-    global _second_thread
-    _second_thread = None  # a forked child has no copy of the thread
-
-
-os.register_at_fork(after_in_child=_forget_second_thread)
-
-
-def on_second_thread(task: Callable[[], Tensor]) -> "Future":
-    """Start task on the second thread, on one intra-op torch thread, with the
-    caller's grad mode (grad mode is per thread)."""
-    global _second_thread
-    if _second_thread is None:
-        _second_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy-rnn-direction")
-    grad_enabled = torch.is_grad_enabled()
-
-    def run():
-        torch.set_num_threads(1)
-        with torch.set_grad_enabled(grad_enabled):
-            return task()
-
-    return _second_thread.submit(run)
-
-
 def run_directions(batch: ChunkedBatch, directions: nn.ModuleList, states: Tensor) -> List[Tuple[Tensor, Tensor]]:
-    """(states, final states) of each direction of a layer."""
-    if len(directions) == 1 or states.device.type != "cpu" or not getattr(_allowed, "value", False):
+    """(states, final states) of each direction of a layer; on the CPU, both
+    at once where the thread policy allows it (`spacy_rnn.threads`)."""
+    if len(directions) == 1 or states.device.type != "cpu" or not directions_run_concurrently():
         return [batch.run(network, states, backward=i == 1) for i, network in enumerate(directions)]
     if torch.is_grad_enabled() and (states.requires_grad or any(p.requires_grad for p in directions.parameters())):
         outputs = ConcurrentDirections.apply(states, batch, directions, *directions.parameters())

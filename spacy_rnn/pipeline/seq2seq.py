@@ -43,7 +43,7 @@ from thinc.types import Floats2d
 
 from ..architectures import ActivationName, CellName, check_max_length, check_rnn_settings
 from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, generate
-from ..layers.torch_bridge import non_finite_message
+from ..layers.weights import non_finite_message
 from ..nn.seq2seq import ATTENDING_DECODERS, DECODERS
 from ..scoring import seq2seq_score
 from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
