@@ -18,7 +18,7 @@ from spacy.training import Example
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-from .pipeline.targets import get_target, set_target
+from .targets import get_target, set_target
 
 STRING_FIELDS = ("text", "target")
 

@@ -25,8 +25,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from spacy.training import Example
 from spacy.util import registry
 
-from .pipeline.targets import get_target
-from .vocab import import_seq2seq_extra
+from .extras import import_seq2seq_extra
+from .targets import get_target
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 SCORE_NAMES = (*ROUGE_TYPES, "bleu", "exact")

@@ -16,7 +16,7 @@ from spacy_rnn.corpus import (
     textcat_docbin,
     textcat_docs,
 )
-from spacy_rnn.pipeline.targets import get_target
+from spacy_rnn import get_target
 
 
 def write_lines(path, lines):

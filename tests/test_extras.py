@@ -10,7 +10,7 @@ from spacy.training import Example
 
 from spacy_rnn.pipeline.seq2seq import set_target
 from spacy_rnn.scoring import seq2seq_score
-from spacy_rnn.vocab import build_vocab, vocab_from_bytes
+from spacy_rnn.target_vocab import build_vocab, vocab_from_bytes
 
 EXTRA = 'pip install "spacy-rnn[seq2seq]"'
 SEQ2SEQ_MODULES = ("tokenizers", "rouge_score", "rouge_score.rouge_scorer", "sacrebleu")

@@ -19,7 +19,7 @@ from spacy_rnn.pipeline.seq2seq import build_seq2seq_v2, set_target
 from spacy_rnn.scoring import (
     copied_share, distinct_ratio, novel_word_scores, novel_words, output_measures, seq2seq_score,
 )
-from spacy_rnn.vocab import EOS, SPECIAL_TOKENS, UNK, WordVocab, cut_at_eos
+from spacy_rnn.target_vocab import EOS, SPECIAL_TOKENS, UNK, WordVocab, cut_at_eos
 
 V2 = "spacy_rnn.Seq2Seq.v2"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from spacy_rnn.vocab import (
+from spacy_rnn.target_vocab import (
     BOS, EOS, PAD, SPECIAL_TOKENS, UNK, BPEVocab, WordVocab, build_vocab, cut_at_eos, split_words, vocab_from_bytes,
 )
 

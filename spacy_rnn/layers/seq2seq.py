@@ -29,7 +29,7 @@ from thinc.types import Floats1d, Floats2d
 
 from ..nn.seq2seq import EncoderDecoder
 from ..threads import module_threads
-from ..vocab import BOS, EOS, PAD, UNK
+from ..target_vocab import BOS, EOS, PAD, UNK
 from .checked import CheckedChain, CheckedModel
 from .rnn import forward_states, first_tokens, pad_rows
 from .shims import SubmoduleShim, TorchModuleShim

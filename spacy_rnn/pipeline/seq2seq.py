@@ -46,8 +46,8 @@ from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, g
 from ..layers.weights import non_finite_message
 from ..nn.seq2seq import ATTENDING_DECODERS, DECODERS
 from ..scoring import seq2seq_score
-from ..vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
-from .targets import TARGET_ATTR, get_target, set_target
+from ..target_vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
+from ..targets import TARGET_ATTR, get_target, set_target
 
 __all__ = ["RNNSeq2Seq", "build_seq2seq", "build_seq2seq_v2", "get_target", "make_rnn_seq2seq", "set_target"]
 

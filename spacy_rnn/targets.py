@@ -1,6 +1,7 @@
 """The training target of a sequence to sequence example, carried by its
 reference Doc as the extension `doc._.seq2seq_target` (kept in
-`doc.user_data`, so a `DocBin(store_user_data=True)` saves it)."""
+`doc.user_data`, so a `DocBin(store_user_data=True)` saves it). Public as
+`spacy_rnn.set_target` and `spacy_rnn.get_target`."""
 from typing import Optional
 
 from spacy.tokens import Doc

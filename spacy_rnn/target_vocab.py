@@ -14,19 +14,19 @@ decoder's `prior_penalty` uses), and the counts are saved with the vocabulary:
   it (`copy_source`, `encode_with_copies`): an extended vocabulary per source.
 - `BPEVocab`: subword pieces learnt with the `tokenizers` library (BPE over
   Metaspace words), so rare words are spelled out instead of becoming UNK.
-  That library comes with the `seq2seq` extra (see `import_seq2seq_extra`).
+  That library comes with the `seq2seq` extra (`spacy_rnn.extras`).
 
 No spaCy here: the vocabulary serializes to JSON.
 """
-import importlib
 import math
 import re
 import string
 from collections import Counter
-from types import ModuleType
 from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Type
 
 import srsly
+
+from .extras import import_seq2seq_extra
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -35,20 +35,7 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<PAD>", "<BOS>", "<EOS>", "<UNK>")  # in id order
 JOINER = "￭"  # marks a word piece written without a space before it
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
-SEQ2SEQ_EXTRA = 'pip install "spacy-rnn[seq2seq]"'
 BPE_NEEDS = "A BPE target vocabulary (vocab_kind 'bpe')"
-
-
-def import_seq2seq_extra(module: str, needed_by: str) -> ModuleType:
-    """Import a package of the `seq2seq` extra (tokenizers, rouge_score,
-    sacrebleu); without it, an ImportError that says how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"{needed_by} needs the '{module.split('.')[0]}' package, which comes with spacy-rnn's seq2seq extra: "
-            f"{SEQ2SEQ_EXTRA}"
-        ) from err
 
 
 def cut_at_eos(ids: Iterable[int]) -> List[int]:
