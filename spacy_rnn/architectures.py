@@ -16,7 +16,7 @@ from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
 from .layers.embed import ConcatHashEmbed
-from .layers.lm import BiLM, read_words, recurrent_output
+from .layers.bilm import BiLM, read_words, recurrent_output
 from .layers.ngrams import WEIGHTINGS, NgramLinear
 from .layers.rnn import PooledRNN, RNNStates, RNNStatesView
 from .layers.checked import CheckedChain

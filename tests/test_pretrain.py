@@ -19,9 +19,9 @@ from spacy.util import load_config_from_str, registry
 from thinc.api import Adam, fix_random_seed
 from typer.testing import CliRunner
 
-from spacy_rnn.layers.lm import BiLM, perplexity
+from spacy_rnn.layers.bilm import BiLM, perplexity
 from spacy_rnn.lm_words import app as lm_words_app
-from spacy_rnn.nn.lm import BOUNDARY, N_SPECIAL, UNKNOWN, neighbour_targets
+from spacy_rnn.nn.lm_heads import BOUNDARY, N_SPECIAL, UNKNOWN, neighbour_targets
 from spacy_rnn.pipeline.seq2seq import set_target
 
 CORPUS = [

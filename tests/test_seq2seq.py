@@ -13,7 +13,7 @@ from thinc.api import Adam, fix_random_seed
 
 from spacy_rnn.pipeline.seq2seq import build_seq2seq, get_target, set_target
 from spacy_rnn.scoring import seq2seq_score
-from spacy_rnn.layers.seq2seq import Generation
+from spacy_rnn.layers.encoder_decoder import Generation
 from spacy_rnn.target_vocab import EOS, UNK, cut_at_eos
 
 COLOURS = "red green blue black white pink grey gold".split()

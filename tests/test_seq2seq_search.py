@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_rnn.nn.seq2seq import beam_search, block_repeats, greedy_search
+from spacy_rnn.nn.search import beam_search, block_repeats, greedy_search
 
 BOS, EOS = 0, 1
 

@@ -11,7 +11,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 import spacy_rnn.nn.recurrent as recurrent
-import spacy_rnn.nn.seq2seq as seq2seq
+import spacy_rnn.nn.encoder_decoder as seq2seq
 from spacy_rnn.annotate import annotate
 from spacy_rnn.threads import MODULE_THREADS, torch_threads
 from spacy_rnn.pipeline.seq2seq import set_target

@@ -42,9 +42,9 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from ..architectures import ActivationName, CellName, check_max_length, check_rnn_settings
-from ..layers.seq2seq import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, generate
+from ..layers.encoder_decoder import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, generate
 from ..layers.weights import non_finite_message
-from ..nn.seq2seq import ATTENDING_DECODERS, DECODERS
+from ..nn.encoder_decoder import ATTENDING_DECODERS, DECODERS
 from ..scoring import seq2seq_score
 from ..target_vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
 from ..targets import TARGET_ATTR, get_target, set_target

@@ -27,9 +27,9 @@ from spacy.tokens import Doc
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats1d, Floats2d
 
-from ..nn.seq2seq import EncoderDecoder
-from ..threads import module_threads
+from ..nn.encoder_decoder import EncoderDecoder
 from ..target_vocab import BOS, EOS, PAD, UNK
+from ..threads import module_threads
 from .checked import CheckedChain, CheckedModel
 from .rnn import forward_states, first_tokens, pad_rows
 from .shims import SubmoduleShim, TorchModuleShim

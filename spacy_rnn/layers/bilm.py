@@ -2,7 +2,7 @@
 (`spacy_rnn.BiLM.v1`, the objective of `spacy pretrain`).
 
 The model maps Docs to the log-likelihood of each token's targets, one
-column per direction (see `spacy_rnn.nn.lm`); `bilm_loss` turns them into
+column per direction (see `spacy_rnn.nn.lm_heads`); `bilm_loss` turns them into
 spaCy's (loss, gradient): the loss is their negative mean, so its gradient
 is -1/n for each. The adaptive softmax, the heavy part, stays in torch.
 """
@@ -18,7 +18,7 @@ from spacy.util import minibatch
 from thinc.api import ArgsKwargs, Dropout, Model, Ops, torch2xp, xp2torch
 from thinc.types import Floats2d
 
-from ..nn.lm import N_SPECIAL, UNKNOWN, BiLMHeads
+from ..nn.lm_heads import N_SPECIAL, UNKNOWN, BiLMHeads
 from .shims import TorchModuleShim
 from .weights import non_finite_message
 
