@@ -39,7 +39,7 @@ NUMBER = r"\d[\d,]*(?:\.\d+)?"
 RANGE = rf"{NUMBER}(?:\s*[–-]\s*{NUMBER})?"
 SIGNED = r"[+−]\d+(?:\.\d+)?"
 METRIC = (r"accuracy|pairwise|macro-F1|F1|ROUGE(?:-[12L])?|BLEU|MAE|perplexity|"
-          r"scores?|scored|scoring|reach(?:es|ed)?|reports?|reported")
+          r"scores?|scored|scoring|reach(?:es|ed)?|reports?|reported|best|above|below|ahead|behind|against|vs")
 
 # (what the figure is, pattern): each match outside a generated block fails.
 PATTERNS: List[Tuple[str, "re.Pattern[str]"]] = [
@@ -59,7 +59,8 @@ PATTERNS: List[Tuple[str, "re.Pattern[str]"]] = [
     ("a memory size", re.compile(rf"(?<![\w.`]){RANGE}\s*(?:KiB|MiB|GiB|TiB|kB|KB|MB|GB|TB)\b")),
     ("a table row of figures", re.compile(
         r"^\|(?:[^|\n]*\|)*?[ \t]*\**\d[\d,.]*%?\**[ \t]*\|(?:[^|\n]*\|)*?[ \t]*\**\d[\d,.]*%?\**[ \t]*\|", re.MULTILINE)),
-    ("a score", re.compile(rf"\b(?:{METRIC})\b[^\n|`]{{0,30}}?(?<![\w.+−-])(\d+\.\d+)(?![\w.])")),
+    ("a score", re.compile(rf"\b(?:{METRIC})\b[^\n|`]{{0,30}}?(?<![\w.+−-])(\d+\.\d+)(?![\w.])"
+                           rf"|(?<![\w.+−-])\d+\.\d+\s*%?\s*(?:test\s+|dev\s+)?(?:{METRIC})\b")),
 ]
 
 
@@ -210,6 +211,8 @@ def test_every_allowlisted_figure_is_cited():
     ("macro-F1 of 38.6 with HashEmbed", "a score"),
     ("| LSTM | 119,452 | 167,391 |", "a table row of figures"),
     ("Tai et al. report 51.0 for their tree-LSTM", "a score"),
+    ("it is best on SST-5 (41.7)", "a score"),
+    ("a 43.8 accuracy on SST-5", "a score"),
 ])
 def test_patterns_catch_measurements(line, kind, tmp_path):
     page = tmp_path / "page.md"
