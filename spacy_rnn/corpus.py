@@ -1,4 +1,4 @@
-"""Reading the JSONL datasets and turning them into spaCy DocBins, and the
+"""Reading JSONL records with errors that name the file and line, and the
 corpus reader `spacy_rnn.Seq2SeqJSONL.v1`, which gives rnn_seq2seq its
 training examples straight from JSONL.
 
@@ -10,15 +10,13 @@ import gzip
 import json
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import registry
-from spacy.vocab import Vocab
 
-from .targets import get_target, set_target
+from .targets import set_target
 
 STRING_FIELDS = ("text", "target")
 
@@ -118,90 +116,3 @@ def seq2seq_records(path: Path, text_field: str = "text", target_field: str = "t
             )
         check_strings(path, line_no, record, (text_field, target_field))
         yield record[text_field], record[target_field]
-
-
-def cats_for(label: Union[str, int], labels: Sequence[str]) -> Dict[str, float]:
-    """One-hot `doc.cats` for an exclusive label."""
-    name = str(label)
-    if name not in labels:
-        raise DataError(f"label {label!r} is not one of the expected labels {list(labels)}.")
-    return {other: float(other == name) for other in labels}
-
-
-def textcat_docs(
-    nlp: Language, records: Sequence[Dict], labels: Sequence[str], batch_size: int = 256, n_process: int = 1
-) -> Iterator[Doc]:
-    """Docs whose `cats` are one-hot over `labels`, one per record, in order."""
-    texts = (record["text"] for record in records)
-    for record, doc in zip(records, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
-        doc.cats = cats_for(record["label"], labels)
-        yield doc
-
-
-def seq2seq_docs(nlp: Language, records: Sequence[Dict], batch_size: int = 256, n_process: int = 1) -> Iterator[Doc]:
-    """Reference Docs of the source texts carrying their `target` (see
-    `spacy_rnn.pipeline.targets.set_target`), one per record, in order. Save
-    them with `DocBin(store_user_data=True)`."""
-    texts = (record["text"] for record in records)
-    for record, doc in zip(records, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
-        yield set_target(doc, record["target"])
-
-
-def textcat_docbin(
-    nlp: Language, records: Iterable[Dict], labels: Sequence[str], batch_size: int = 256, n_process: int = 1
-) -> DocBin:
-    """A DocBin of Docs whose `cats` are one-hot over `labels`."""
-    return DocBin(docs=textcat_docs(nlp, list(records), labels, batch_size, n_process), store_user_data=True)
-
-
-def read_docbin(path: Union[str, Path], vocab: Vocab) -> List[Doc]:
-    """The Docs of a .spacy file (user data included)."""
-    try:
-        return list(DocBin().from_disk(path).get_docs(vocab))
-    except Exception as err:  # missing, unreadable, truncated or not a DocBin
-        raise DataError(f"{path}: cannot be read as a DocBin ({type(err).__name__}: {err}).") from None
-
-
-def read_docs(path: Union[str, Path], nlp: Language) -> List[Doc]:
-    """The reference Docs of a DocBin, or of the seq2seq records of a .jsonl
-    or .jsonl.gz file (read as `spacy_rnn.Seq2SeqJSONL.v1` reads them: each
-    Doc carries its target)."""
-    if Path(path).name.endswith((".jsonl", ".jsonl.gz")):
-        return [example.reference for example in create_seq2seq_reader(Path(path))(nlp)]
-    return read_docbin(path, nlp.vocab)
-
-
-def check_training_docs(kind: str, train: Tuple[str, Sequence[Doc]], dev: Tuple[str, Sequence[Doc]]) -> None:
-    """Check the (name, Docs) of the training and dev splits before training,
-    raising a DataError that names the split and the Doc: no Docs; for
-    `textcat`, a Doc without cats, a score that is not a number in [0, 1], a
-    dev label that no training Doc has; for `seq2seq`, a reference Doc
-    without a target (see `set_target`)."""
-    for split, docs in (train, dev):
-        if not docs:
-            raise DataError(f"{split}: no Docs. Convert the data again (an empty split cannot train or evaluate).")
-        for i, doc in enumerate(docs, start=1):
-            where = f"{split}: Doc {i} ({doc.text[:40]!r})"
-            if kind == "seq2seq" and get_target(doc) is None:
-                raise DataError(f"{where} has no seq2seq target: attach it with set_target(doc, text).")
-            if kind == "textcat":
-                if not doc.cats:
-                    raise DataError(f"{where} has no cats: give every Doc a score for each label.")
-                bad = {label: v for label, v in doc.cats.items() if not isinstance(v, (int, float)) or not 0 <= v <= 1}
-                if bad:
-                    raise DataError(f"{where} has scores that are not numbers in [0, 1]: {bad}.")
-    if kind == "textcat":
-        train_labels = {label for doc in train[1] for label in doc.cats}
-        for i, doc in enumerate(dev[1], start=1):
-            unknown = sorted(set(doc.cats) - train_labels)
-            if unknown:
-                raise DataError(
-                    f"{dev[0]}: Doc {i} ({doc.text[:40]!r}) has the label(s) {unknown}, which no training Doc has: "
-                    "the classifier could never predict them. Convert train and dev with the same labels."
-                )
-
-
-def label_names(records: Iterable[Dict]) -> List[str]:
-    """Sorted label names (numerically for integer labels such as stars)."""
-    values = {record["label"] for record in records}
-    return [str(v) for v in sorted(values, key=lambda v: (not isinstance(v, int), v))]

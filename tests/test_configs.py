@@ -9,7 +9,10 @@ import pytest
 import spacy
 
 from conftest import REPO
-from spacy_rnn.corpus import label_names, read_jsonl, textcat_docbin
+from spacy_rnn.corpus import read_jsonl
+
+sys.path.append(str(REPO / "project" / "scripts"))
+from rnnproject.corpora import label_names, textcat_docbin  # noqa: E402
 
 TEXTCAT_CONFIGS = sorted(p.name for p in (REPO / "configs").glob("textcat_*.cfg"))
 PRETRAIN_CONFIGS = sorted(p.name for p in (REPO / "configs").glob("pretrain_*.cfg"))

@@ -1,7 +1,8 @@
-"""spacy_rnn.corpus: reading JSONL with errors that name file and line,
-cats and seq2seq targets on Docs."""
+"""spacy_rnn.corpus: reading JSONL with errors that name file and line; the
+projects' rnnproject.corpora: cats and seq2seq targets on Docs."""
 import gzip
 import json
+import sys
 
 import pytest
 import spacy

@@ -4,7 +4,7 @@ import pytest
 from spacy.lang.en import English
 from thinc.api import SGD
 
-from spacy_rnn.architectures import build_hash_embed
+from spacy_rnn.architectures.tok2vec import build_hash_embed
 
 
 def test_hash_embed_concatenates_one_table_per_attribute():

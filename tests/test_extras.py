@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 from spacy_rnn.scoring import seq2seq_score
 from spacy_rnn.target_vocab import build_vocab, vocab_from_bytes
 

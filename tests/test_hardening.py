@@ -10,7 +10,7 @@ import spacy
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 
 EMBED = {"@architectures": "spacy_rnn.HashEmbed.v1", "width": 16, "attrs": ["NORM", "SHAPE"], "rows": [200, 50]}
 LONG_TEXT = "word " * 50_000  # 50,000 tokens

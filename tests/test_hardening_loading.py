@@ -12,7 +12,7 @@ import srsly
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 from spacy_rnn.target_vocab import WordVocab
 
 EMBED = {"@architectures": "spacy_rnn.HashEmbed.v1", "width": 16, "attrs": ["NORM"], "rows": [100]}

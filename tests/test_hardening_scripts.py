@@ -12,7 +12,7 @@ from spacy.tokens import DocBin
 
 from conftest import REPO
 from spacy_rnn.corpus import DataError
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 
 SCRIPTS = REPO / "project" / "scripts"
 if str(SCRIPTS) not in sys.path:

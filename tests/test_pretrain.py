@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from spacy_rnn.layers.bilm import BiLM, perplexity
 from spacy_rnn.lm_words import app as lm_words_app
 from spacy_rnn.nn.lm_heads import BOUNDARY, N_SPECIAL, UNKNOWN, neighbour_targets
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 
 CORPUS = [
     "the cat sat on the mat",

@@ -7,7 +7,8 @@ import pytest
 import torch
 from thinc.api import fix_random_seed
 
-from spacy_rnn.architectures import build_rnn_encoder, build_textcat_rnn
+from spacy_rnn.architectures.textcat import build_textcat_rnn
+from spacy_rnn.architectures.tok2vec import build_rnn_encoder
 from spacy_rnn.nn import recurrent
 from spacy_rnn.nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder, count_parameters
 from spacy_rnn.threads import concurrent_directions

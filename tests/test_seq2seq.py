@@ -11,7 +11,8 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.pipeline.seq2seq import build_seq2seq, get_target, set_target
+from spacy_rnn import get_target, set_target
+from spacy_rnn.architectures.seq2seq import build_seq2seq
 from spacy_rnn.scoring import seq2seq_score
 from spacy_rnn.layers.encoder_decoder import Generation
 from spacy_rnn.target_vocab import EOS, UNK, cut_at_eos

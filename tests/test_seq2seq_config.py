@@ -12,7 +12,10 @@ import spacy
 from spacy.tokens import DocBin
 
 from conftest import REPO
-from spacy_rnn.corpus import read_jsonl, seq2seq_docs
+from spacy_rnn.corpus import read_jsonl
+
+sys.path.append(str(REPO / "project" / "scripts"))
+from rnnproject.corpora import seq2seq_docs  # noqa: E402
 
 CONFIG = REPO / "configs" / "seq2seq_titles.cfg"
 COPY_CONFIG = REPO / "configs" / "seq2seq_titles_copy.cfg"

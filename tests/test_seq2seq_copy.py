@@ -15,7 +15,8 @@ from thinc.api import Adam, fix_random_seed
 from conftest import REPO
 from spacy_rnn.layers.encoder_decoder import Generation
 from spacy_rnn.nn.encoder_decoder import MIN_PROBABILITY, EncoderDecoder
-from spacy_rnn.pipeline.seq2seq import build_seq2seq_v2, set_target
+from spacy_rnn import set_target
+from spacy_rnn.architectures.seq2seq import build_seq2seq_v2
 from spacy_rnn.scoring import (
     copied_share, distinct_ratio, novel_word_scores, novel_words, output_measures, seq2seq_score,
 )

@@ -9,7 +9,7 @@ import spacy
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 from spacy_rnn.scoring import seq2seq_score
 
 N_TRAIN, N_TEST, EPOCHS = 4000, 500, 4

@@ -14,10 +14,11 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.architectures import build_hash_embed, build_ngram_linear, build_textcat_rnn, build_textcat_rnn_ensemble
+from spacy_rnn.architectures.textcat import build_ngram_linear, build_textcat_rnn, build_textcat_rnn_ensemble
+from spacy_rnn.architectures.tok2vec import build_hash_embed
 from spacy_rnn.corpus import DataError
 from spacy_rnn.layers.shims import TorchModuleShim
-from spacy_rnn.pipeline.seq2seq import get_target, set_target
+from spacy_rnn import get_target, set_target
 from spacy_rnn.scoring import seq2seq_score
 
 EMBED = {"@architectures": "spacy_rnn.HashEmbed.v1", "width": 16, "attrs": ["NORM"], "rows": [200]}

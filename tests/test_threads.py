@@ -14,7 +14,7 @@ import spacy_rnn.nn.recurrent as recurrent
 import spacy_rnn.nn.encoder_decoder as seq2seq
 from spacy_rnn.annotate import annotate
 from spacy_rnn.threads import MODULE_THREADS, torch_threads
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 from tiny_pipeline import TEXTS, make_pipeline
 
 USER_THREADS = 2  # the caller's own setting: not the policy's

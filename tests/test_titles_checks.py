@@ -10,7 +10,7 @@ from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
 from conftest import REPO
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 
 PAIRS = [
     ("love this dress it fits well", "love this dress"),

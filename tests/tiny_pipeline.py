@@ -4,7 +4,7 @@ import spacy
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_rnn.pipeline.seq2seq import set_target
+from spacy_rnn import set_target
 
 WORDS = "good bad film plot actor dull great story long short fun awful".split()
 TEXTS = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(2 + i % 9)) for i in range(120)]

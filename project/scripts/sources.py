@@ -7,26 +7,13 @@ would also hash the __pycache__ files, which change with every checkout).
 
     python scripts/sources.py training/spacy_rnn_sources.txt ../spacy_rnn
 """
-import hashlib
 from pathlib import Path
 from typing import List
 
 import typer
 from wasabi import msg
 
-from common import fail, write_text
-
-
-def fingerprint(paths: List[Path]) -> str:
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts))
-        elif path.is_file():
-            files.append(path)
-        else:
-            fail(f"{path} not found: give the spacy_rnn package folder of the repository.")
-    return "".join(f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.as_posix()}\n" for f in files)
+from rnnproject.files import fingerprint, write_text
 
 
 def main(

@@ -3,75 +3,23 @@
 Runs spaCy's own training (the same as `python -m spacy train CONFIG --output
 OUTPUT_DIR ...overrides`) with the console logger also writing every
 evaluation to OUTPUT_DIR/log.jsonl, and writes OUTPUT_DIR/train.json (wall
-time, steps, best score, the overrides used). Before training, the training
-and dev data (DocBins, or seq2seq JSONL) are checked (see
-`spacy_rnn.corpus.check_training_docs`): a bad Doc or record stops it with a
-message naming the file and the Doc or line.
+time, steps, best score, the overrides used). `--corpus DIR` sets
+paths.train and paths.dev to the DIR's train and dev files (.spacy, or
+seq2seq .jsonl). The training and dev data are checked first: a bad Doc or
+record stops it with a message naming the file and the Doc or line.
 
-    python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm \\
-        --paths.train corpus/sarcasm/train.spacy --paths.dev corpus/sarcasm/dev.spacy --training.max_epochs 2
+    python scripts/train.py ../configs/textcat_lstm.cfg training/sarcasm --corpus corpus/sarcasm \\
+        --training.max_epochs 2
 """
-import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
-import spacy
 import typer
-from spacy.cli.train import train as spacy_train
-from spacy.util import load_config
 from wasabi import msg
 
-from common import config_overrides, fail, run_with_overrides, write_json
-from spacy_rnn.corpus import DataError, check_training_docs, read_docs, read_jsonl
-
-TEXTCAT_FACTORIES = {"textcat", "textcat_multilabel"}
-
-
-def data_kind(config: Dict) -> Optional[str]:
-    """"textcat" or "seq2seq" from the pipeline's components (None: neither)."""
-    factories = {component.get("factory") for component in config["components"].values()}
-    if "rnn_seq2seq" in factories:
-        return "seq2seq"
-    return "textcat" if factories & TEXTCAT_FACTORIES else None
-
-
-def check_data(config_path: Path, overrides: Dict) -> None:
-    """Raise a DataError naming the file and Doc if the training or dev data
-    of this config cannot train its pipeline."""
-    config = load_config(config_path, overrides=overrides, interpolate=True)
-    kind = data_kind(config)
-    paths = [config["paths"].get(split) for split in ("train", "dev")]
-    if kind is None or not all(paths):
-        return
-    nlp = spacy.blank(config["nlp"]["lang"])
-    check_training_docs(kind, *[(str(path), read_docs(path, nlp)) for path in paths])
-
-
-def train(config: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Dict:
-    """Train a pipeline from `config` into output_dir/model-best and
-    output_dir/model-last; returns what train.json records. Checks the data
-    first (see `check_data`)."""
-    check_data(config, overrides)
-    log_path = output_dir / "log.jsonl"
-    if log_path.exists():
-        log_path.unlink()  # spaCy's logger refuses to overwrite a log
-    logger = {"@loggers": "spacy.ConsoleLogger.v3", "progress_bar": "eval", "console_output": True,
-              "output_file": str(log_path)}
-    start = time.perf_counter()
-    spacy_train(config, output_dir, use_gpu=gpu_id, overrides={**overrides, "training.logger": logger})
-    seconds = time.perf_counter() - start
-    log = list(read_jsonl(log_path, required=("step", "epoch", "score")))
-    info = {
-        "config": str(config),
-        "overrides": overrides,
-        "gpu_id": gpu_id,
-        "seconds": round(seconds, 1),
-        "steps": log[-1]["step"] if log else 0,
-        "epochs": log[-1]["epoch"] if log else 0,
-        "best_score": max((entry["score"] for entry in log), default=None),
-    }
-    write_json(output_dir / "train.json", info)
-    return info
+from rnnproject.files import config_overrides, fail, run_with_overrides
+from rnnproject.pipelines import corpus_paths, train
+from spacy_rnn.corpus import DataError
 
 
 def main(
@@ -79,13 +27,15 @@ def main(
     ctx: typer.Context,  # the config overrides
     config: Path = typer.Argument(..., help="A spaCy training config", exists=True, dir_okay=False),
     output_dir: Path = typer.Argument(..., help="Folder for model-best, model-last, log.jsonl, train.json"),
+    corpus: Optional[Path] = typer.Option(None, help="A folder of convert.py: its train and dev files train"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train on; -1: CPU"),
     # fmt: on
 ):
     """`spacy train` with a training log and train.json; further options
     (--section.key value) override the config."""
+    overrides = {**(corpus_paths(corpus) if corpus else {}), **config_overrides(ctx.args)}
     try:
-        info = train(config, output_dir, config_overrides(ctx.args), gpu_id)
+        info = train(config, output_dir, overrides, gpu_id)
     except DataError as err:
         fail(f"{err} Fix the data (scripts/convert.py writes valid DocBins) and rerun.")
     msg.good(f"Trained {output_dir} in {info['seconds']:.0f} s",
