@@ -38,7 +38,7 @@ import spacy
 from spacy.language import Language
 from tqdm import tqdm
 
-from .pipeline.seq2seq import RNNSeq2Seq
+from .pipeline.rnn_seq2seq import RNNSeq2Seq
 
 try:
     from distributed.diagnostics.plugin import WorkerPlugin

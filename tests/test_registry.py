@@ -1,6 +1,7 @@
 """The public config surface: every registered name, pinned, resolvable, and
 declared as an entry point so `spacy train` needs no --code."""
 import configparser
+import importlib
 
 import pytest
 from spacy.util import registry
@@ -54,3 +55,19 @@ def test_registered_names_match_entry_points():
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_architecture_resolves(name):
     assert callable(registry.architectures.get(name))
+
+
+def test_entry_points_name_the_registered_functions():
+    """Each entry point's module:function is the function registered under its name."""
+    import spacy_rnn  # noqa: F401 - registers everything
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    tables = {"spacy_architectures": registry.architectures, "spacy_factories": registry.factories,
+              "spacy_scorers": registry.scorers, "spacy_readers": registry.readers,
+              "spacy_callbacks": registry.callbacks}
+    for group, table in tables.items():
+        for line in parser["options.entry_points"][group].strip().splitlines():
+            name, target = (part.strip() for part in line.split("="))
+            module, function = target.split(":")
+            assert getattr(importlib.import_module(module), function) is table.get(name), line

@@ -1,62 +1,18 @@
-"""Registered architectures: the public config surface of spacy-rnn.
-
-Each builder checks its settings, then assembles thinc layers from
-`spacy_rnn.layers`. Names follow spaCy's `spacy_rnn.<Thing>.v<N>`; a
-released version never changes: new behaviour gets a new version.
-"""
-from pathlib import Path
-from typing import Callable, List, Literal, Optional, Union
+"""The text classifiers: `spacy_rnn.TextCatRNN.v1`, `spacy_rnn.TextCatRNNEnsemble.v1`
+and the ensemble's linear model `spacy_rnn.NgramLinear.v1`."""
+from typing import List, Literal, Optional, Union
 
 from spacy.attrs import intify_attr
 from spacy.tokens import Doc
 from spacy.util import registry
-from spacy.vocab import Vocab
 from thinc.api import Dropout, Linear, Logistic, Model, Softmax_v2, add, chain
 from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
-from .layers.embed import ConcatHashEmbed
-from .layers.bilm import BiLM, read_words, recurrent_output
-from .layers.ngrams import WEIGHTINGS, NgramLinear
-from .layers.rnn import PooledRNN, RNNStates, RNNStatesView
-from .layers.checked import CheckedChain
-from .nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
-
-CellName = Literal["rnn", "lstm", "gru"]
-ActivationName = Literal["sigmoid", "tanh", "relu"]
-MAX_LENGTH = 5000  # tokens per Doc (TextCatRNN) or per window (RNNEncoder): bounds the memory of a batch
-
-
-@registry.architectures("spacy_rnn.RNNEncoder.v1")
-def build_rnn_encoder(
-    width: int,
-    depth: int = 1,
-    cell: CellName = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
-    activation: ActivationName = "sigmoid",
-    max_length: int = MAX_LENGTH,
-) -> Model[List[Floats2d], List[Floats2d]]:
-    """Contextual token vectors from a recurrent network, for the `encode`
-    slot of `spacy.Tok2Vec.v2`. Returns every state (h_1 … h_T) of the last layer.
-
-    width (int): Output width per token. With `bidirectional`, each direction
-        gets width/2 units and their states are concatenated.
-    depth (int): Number of stacked recurrent layers.
-    cell (str): "rnn" (Elman), "lstm" or "gru".
-    bidirectional (bool): Also read each Doc right to left.
-    dropout (float): Dropout between stacked layers (needs depth > 1).
-    activation (str): Elman cell only: "sigmoid" (h_t = σ(W x_t + U h_{t-1} + b)),
-        "tanh" or "relu".
-    max_length (int): A longer Doc is read as consecutive windows of this many
-        tokens, each from a fresh state, so that memory stays bounded; 0: no limit.
-    """
-    name = "spacy_rnn.RNNEncoder.v1"
-    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
-    check_max_length(name, "max_length", max_length)
-    return RNNStates(
-        width, max_length, cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation
-    )
+from ..layers.checked import CheckedChain
+from ..layers.ngrams import WEIGHTINGS, NgramLinear
+from ..layers.rnn import PooledRNN, RNNStatesView
+from .settings import MAX_LENGTH, ActivationName, CellName, check_max_length, check_pooling, check_rnn_settings
 
 
 @registry.architectures("spacy_rnn.TextCatRNN.v1")
@@ -82,12 +38,8 @@ def build_textcat_rnn(
     tok2vec (Model): Token vectors fed to the recurrent network (an embedding
         such as `spacy.MultiHashEmbed.v2`, a full tok2vec, or a listener).
     exclusive_classes (bool): One class per Doc (softmax) or any number (logistic).
-    width (int): Width of the recurrent states (split in two when bidirectional).
-    depth (int): Number of stacked recurrent layers.
-    cell (str): "rnn" (Elman), "lstm" or "gru".
-    bidirectional (bool): Also read each Doc right to left.
-    dropout (float): Dropout between stacked layers (needs depth > 1).
-    activation (str): Elman cell only: "sigmoid", "tanh" or "relu".
+    width, depth, cell, bidirectional, dropout, activation: the recurrent
+        network (see `spacy_rnn.architectures.settings`).
     pooling (List[str]): Reductions of the states, concatenated in this order:
         "last" (the final state; both directions' when bidirectional), "mean",
         "max", "attention".
@@ -204,130 +156,6 @@ def checked_pooled_rnn(
         width, pooling, max_length, nI=tok2vec.maybe_get_dim("nO"),
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
-
-
-@registry.architectures("spacy_rnn.BiLM.v1")
-def create_bilm_objective(
-    words: Optional[Union[str, Path]], max_words: int = 20000, cutoffs: List[int] = [2000, 10000]
-) -> Callable[[Vocab, Model], Model]:
-    """[pretraining.objective] of `spacy pretrain` for a recurrent tok2vec:
-    a language model whose forward states predict the next token's NORM and
-    whose backward states predict the previous one's, so that no state sees
-    the token it predicts. The tok2vec's output must be the states of a
-    spacy-rnn encoder: the "encoder" ref of TextCatRNN.v1 or
-    TextCatRNNEnsemble.v1, or spacy.Tok2Vec.v2 with RNNEncoder.v1 as `encode`;
-    bidirectional only with depth 1.
-
-    words (str): The word list, most frequent NORM first, one a line, as
-        written by `python -m spacy_rnn.lm_words`. Other words are predicted
-        as one unknown class. Read by `spacy pretrain` only (null elsewhere).
-    max_words (int): Use the first max_words words of the list.
-    cutoffs (List[int]): Class ids where the adaptive softmax starts a
-        smaller cluster (ids 0 and 1 are the boundary and unknown classes).
-    """
-    name = "spacy_rnn.BiLM.v1"
-    if not isinstance(max_words, int) or max_words < 1:
-        raise ValueError(f"{name}: 'max_words' must be a positive integer, got {max_words!r}.")
-    if not cutoffs or any(c < 1 for c in cutoffs) or list(cutoffs) != sorted(set(cutoffs)):
-        raise ValueError(f"{name}: 'cutoffs' must be increasing positive integers, e.g. [2000, 10000]; got {cutoffs}.")
-
-    def create(vocab: Vocab, tok2vec: Model[List[Doc], List[Floats2d]]) -> Model[List[Doc], Floats2d]:
-        settings = recurrent_output(tok2vec)
-        if settings is None:
-            raise ValueError(
-                f"{name} pretrains a tok2vec whose output is the states of a spacy-rnn recurrent encoder, not "
-                f"'{tok2vec.name}'. Set [pretraining] layer = \"encoder\" for a textcat with TextCatRNN.v1 or "
-                "TextCatRNNEnsemble.v1, or pretrain a tok2vec whose encode is spacy_rnn.RNNEncoder.v1."
-            )
-        if settings["bidirectional"] and settings["depth"] > 1:
-            raise ValueError(
-                f"{name} cannot pretrain a bidirectional encoder with depth {settings['depth']}: from the second "
-                "layer on, the forward states read the backward states below them, which have seen the next token, "
-                "so the next token would leak into its own prediction. Pretrain with depth = 1, or with "
-                "bidirectional = false (any depth)."
-            )
-        if words is None:
-            raise ValueError(
-                f"{name}: no word list. Set [pretraining.objective] words (e.g. --paths.lm_words) to the file "
-                "written by `python -m spacy_rnn.lm_words INPUT... OUTPUT`."
-            )
-        return BiLM(tok2vec, read_words(words, max_words), settings["bidirectional"], cutoffs)
-
-    return create
-
-
-@registry.architectures("spacy_rnn.HashEmbed.v1")
-def build_hash_embed(
-    width: int, attrs: List[Union[str, int]], rows: List[int]
-) -> Model[List[Doc], List[Floats2d]]:
-    """Token vectors for a recurrent network: one hashed embedding table per
-    lexical attribute, concatenated (no mixing layer: the RNN's input
-    projection mixes them). About ten times faster than
-    `spacy.MultiHashEmbed.v2`, whose Maxout + LayerNorm mixing dominates the
-    cost of an RNN text classifier.
-
-    width (int): Output width; each attribute gets width / len(attrs) columns.
-    attrs (List[str]): Lexical attributes to embed, e.g. ["NORM", "PREFIX", "SUFFIX", "SHAPE"].
-    rows (List[int]): Number of rows of each attribute's hash table.
-    """
-    name = "spacy_rnn.HashEmbed.v1"
-    if not attrs:
-        raise ValueError(f"{name}: 'attrs' is empty. Name at least one attribute, e.g. [\"NORM\"].")
-    if len(rows) != len(attrs):
-        raise ValueError(f"{name}: 'rows' needs one number per attribute: {len(attrs)} attrs, {len(rows)} rows.")
-    for attr in attrs:
-        if isinstance(attr, str) and intify_attr(attr) is None:
-            raise ValueError(
-                f"{name}: unknown attribute {attr!r} in 'attrs' (use e.g. NORM, LOWER, PREFIX, SUFFIX, SHAPE)."
-            )
-    if any(n < 1 for n in rows):
-        raise ValueError(f"{name}: every entry of 'rows' must be positive, got {rows}.")
-    if width < len(attrs) or width % len(attrs):
-        raise ValueError(
-            f"{name}: 'width' ({width}) must be a positive multiple of the number of attrs ({len(attrs)})."
-        )
-    return ConcatHashEmbed(width, attrs, rows)
-
-
-def check_rnn_settings(
-    where: str, cell: str, width: int, depth: int, bidirectional: bool, dropout: float, activation: str
-) -> None:
-    """Raise a ValueError naming the first bad setting and how to fix it."""
-    if cell not in CELLS:
-        raise ValueError(f"{where}: unknown cell {cell!r}. Set 'cell' to one of {', '.join(CELLS)}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"{where}: unknown activation {activation!r}. Set 'activation' to one of {', '.join(ACTIVATIONS)}."
-        )
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"{where}: 'width' must be a positive integer, got {width!r}.")
-    if bidirectional and width % 2:
-        raise ValueError(
-            f"{where}: 'width' must be even when 'bidirectional' is true (each direction gets width/2), "
-            f"got {width}."
-        )
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"{where}: 'depth' must be a positive integer, got {depth!r}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{where}: 'dropout' must be in [0, 1), got {dropout!r}.")
-
-
-def check_max_length(where: str, setting: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{where}: '{setting}' must be a number of tokens (0: no limit), got {value!r}.")
-
-
-def check_pooling(where: str, pooling: List[str]) -> None:
-    if not pooling:
-        raise ValueError(f"{where}: 'pooling' is empty. Name at least one of {', '.join(POOLINGS)}.")
-    for method in pooling:
-        if method not in POOLINGS:
-            raise ValueError(
-                f"{where}: unknown pooling {method!r}. Each entry of 'pooling' must be one of "
-                f"{', '.join(POOLINGS)}."
-            )
-    if len(set(pooling)) != len(pooling):
-        raise ValueError(f"{where}: 'pooling' names a reduction twice: {pooling}.")
 
 
 OUTPUT_ACTIVATIONS = ("softmax", "softmax_activation", "logistic")

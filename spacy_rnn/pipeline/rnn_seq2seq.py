@@ -2,8 +2,8 @@
 generated text (for example a review's title) to `doc._.generated`.
 
 Training examples carry their target text on the reference Doc (see
-`set_target`). `initialize` builds the target vocabulary from those targets,
-then sizes and initializes the model. `update` follows spaCy's sequence:
+`spacy_rnn.set_target`). `initialize` builds the target vocabulary from
+those targets, then sizes and initializes the model. `update` follows spaCy's sequence:
 begin_update -> get_loss (cross-entropy over the real target positions;
 padding never reaches it; plus the weighted coverage loss of a Seq2Seq.v2
 model) -> backprop -> finish_update.
@@ -20,9 +20,10 @@ A loss that is not finite stops `update` before any weight changes.
 
 Loading checks every file (cfg, target vocabulary, model) and that the
 vocabulary has the size the model was trained with before anything is
-loaded: a bad file gives an error that names it, and the component stays as
-it was. A component that was never initialized (e.g. disabled during
-nlp.initialize()) saves and loads as such, like spaCy's own components.
+loaded (`rnn_seq2seq_checks`): a bad file gives an error that names it,
+and the component stays as it was. A component that was never initialized
+(e.g. disabled during nlp.initialize()) saves and loads as such, like
+spaCy's own components.
 """
 import dataclasses
 import warnings
@@ -36,139 +37,21 @@ from spacy.pipeline import TrainablePipe
 from spacy.pipeline.trainable_pipe import validate_examples
 from spacy.tokens import Doc
 from spacy.training import Example, validate_get_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..architectures import ActivationName, CellName, check_max_length, check_rnn_settings
-from ..layers.encoder_decoder import Generation, Seq2Seq, Seq2SeqInput, Seq2SeqScores, generate
+from ..layers.encoder_decoder import Generation, Seq2SeqInput, Seq2SeqScores, generate
 from ..layers.weights import non_finite_message
-from ..nn.encoder_decoder import ATTENDING_DECODERS, DECODERS
 from ..scoring import seq2seq_score
-from ..target_vocab import EOS, SPECIAL_TOKENS, UNK, VOCAB_KINDS, CopySource, TargetVocab, build_vocab, vocab_from_bytes
-from ..targets import TARGET_ATTR, get_target, set_target
-
-__all__ = ["RNNSeq2Seq", "build_seq2seq", "build_seq2seq_v2", "get_target", "make_rnn_seq2seq", "set_target"]
+from ..target_vocab import EOS, UNK, CopySource, TargetVocab, build_vocab
+from ..targets import TARGET_ATTR, get_target
+from .rnn_seq2seq_checks import (
+    NO_TARGET_VOCAB, SavedParts, check_component_settings, check_saved_parts, read_saved_file,
+)
 
 FACTORY = "rnn_seq2seq"
-NO_TARGET_VOCAB = b"null"  # JSON: the saved target vocabulary of an uninitialized component
 N_INIT_EXAMPLES = 10  # examples shown to the model's initialize
-MAX_SOURCE_LENGTH = 1000  # source tokens read per Doc: bounds the memory the decoder attends to
-V1_DECODERS = ("repeat", "attention")
-
-
-@registry.architectures("spacy_rnn.Seq2Seq.v1")
-def build_seq2seq(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    width: int = 128,
-    depth: int = 1,
-    cell: CellName = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
-    activation: ActivationName = "sigmoid",
-    decoder: Literal["repeat", "attention"] = "attention",
-    target_width: int = 64,
-    max_source_length: int = MAX_SOURCE_LENGTH,
-    nO: Optional[int] = None,
-) -> Model[Seq2SeqInput, Floats2d]:
-    """An RNN encoder-decoder for the `rnn_seq2seq` component: token vectors
-    from `tok2vec`, a recurrent encoder, and a one-layer recurrent decoder of
-    the same cell and width.
-
-    tok2vec (Model): Source token vectors (e.g. `spacy_rnn.HashEmbed.v1`,
-        `spacy.MultiHashEmbed.v2`, or a listener).
-    width (int): Width of the encoder states (split in two when bidirectional)
-        and of the decoder state.
-    depth (int): Number of stacked encoder layers.
-    cell (str): "rnn" (Elman), "lstm" or "gru", for encoder and decoder.
-    bidirectional (bool): The encoder also reads each Doc right to left.
-    dropout (float): Dropout between encoder layers and on the decoder's
-        input embeddings and output states.
-    activation (str): Elman cell only: "sigmoid", "tanh" or "relu".
-    decoder (str): "repeat" (the encoder's final state repeated at every step,
-        next to the previous output token) or "attention" (Luong "general").
-    target_width (int): Width of the target token embeddings.
-    max_source_length (int): The encoder reads the first max_source_length
-        tokens of each Doc, so that memory stays bounded; 0: no limit.
-    nO (Optional[int]): Target vocabulary size; set by the component.
-    """
-    name = "spacy_rnn.Seq2Seq.v1"
-    check_seq2seq_settings(
-        name, V1_DECODERS, cell, width, depth, bidirectional, dropout, activation, decoder, target_width,
-        max_source_length,
-    )
-    return Seq2Seq(
-        tok2vec, width, target_width, decoder, max_source_length=max_source_length, nO=nO,
-        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
-    )
-
-
-@registry.architectures("spacy_rnn.Seq2Seq.v2")
-def build_seq2seq_v2(
-    tok2vec: Model[List[Doc], List[Floats2d]],
-    width: int = 128,
-    depth: int = 1,
-    cell: CellName = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
-    activation: ActivationName = "sigmoid",
-    decoder: Literal["repeat", "attention", "copy"] = "copy",
-    coverage: bool = False,
-    target_width: int = 64,
-    max_source_length: int = MAX_SOURCE_LENGTH,
-    nO: Optional[int] = None,
-) -> Model[Seq2SeqInput, Seq2SeqScores]:
-    """Seq2Seq.v1 with copy attention and coverage (See et al. 2017). Its
-    output is (scores, coverage loss of each target position), the loss zero
-    without coverage; the component weighs it with its `coverage_weight`.
-
-    decoder (str): "repeat", "attention", or "copy" (the attention decoder
-        mixing generation with copying source words through the attention
-        weights, by a learnt switch p_gen; needs vocab_kind "word").
-    coverage (bool): Attention also reads the coverage vector (the sum of the
-        past steps' attention weights), and each step has a coverage loss.
-        Needs decoder "attention" or "copy".
-    The other arguments are those of Seq2Seq.v1.
-    """
-    name = "spacy_rnn.Seq2Seq.v2"
-    check_seq2seq_settings(
-        name, DECODERS, cell, width, depth, bidirectional, dropout, activation, decoder, target_width,
-        max_source_length,
-    )
-    if coverage and decoder not in ATTENDING_DECODERS:
-        raise ValueError(
-            f"{name}: 'coverage' needs decoder {' or '.join(map(repr, ATTENDING_DECODERS))}, got {decoder!r}. "
-            "Set coverage = false or choose one of them."
-        )
-    return Seq2Seq(
-        tok2vec, width, target_width, decoder, max_source_length=max_source_length, nO=nO, output_coverage=True,
-        cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
-        coverage=coverage,
-    )
-
-
-def check_seq2seq_settings(
-    name: str,
-    decoders: Tuple[str, ...],
-    cell: str,
-    width: int,
-    depth: int,
-    bidirectional: bool,
-    dropout: float,
-    activation: str,
-    decoder: str,
-    target_width: int,
-    max_source_length: int,
-) -> None:
-    """Raise a ValueError naming the first bad architecture setting."""
-    check_rnn_settings(name, cell, width, depth, bidirectional, dropout, activation)
-    if decoder not in decoders:
-        raise ValueError(f"{name}: unknown decoder {decoder!r}. Set 'decoder' to one of {', '.join(decoders)}.")
-    if not isinstance(target_width, int) or target_width < 1:
-        raise ValueError(f"{name}: 'target_width' must be a positive integer, got {target_width!r}.")
-    check_max_length(name, "max_source_length", max_source_length)
-
 
 DEFAULT_MODEL = Config().from_str(
     """
@@ -460,7 +343,7 @@ class RNNSeq2Seq(TrainablePipe):
             raise ValueError(
                 f"[{self.name}] No training example has a non-empty target, so there is no target vocabulary "
                 "to build. Attach the target texts to the reference Docs with "
-                "spacy_rnn.pipeline.seq2seq.set_target(doc, text) and save them with DocBin(store_user_data=True)."
+                "spacy_rnn.set_target(doc, text) and save them with DocBin(store_user_data=True)."
             )
         self.target_vocab = build_vocab(
             self.cfg["vocab_kind"],
@@ -483,7 +366,7 @@ class RNNSeq2Seq(TrainablePipe):
                 raise ValueError(
                     f"[{self.name}] {where}: the reference Doc of an example has no target "
                     f"(doc._.{TARGET_ATTR} is None; text: {example.reference.text[:60]!r}). Set it with "
-                    "spacy_rnn.pipeline.seq2seq.set_target(doc, text) and save the Docs with "
+                    "spacy_rnn.set_target(doc, text) and save the Docs with "
                     "DocBin(store_user_data=True)."
                 )
             if target.strip():
@@ -543,7 +426,7 @@ class RNNSeq2Seq(TrainablePipe):
         return util.to_bytes(serializers, exclude)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
-        parts: Dict[str, Tuple[str, bytes]] = {}
+        parts: SavedParts = {}
         deserializers = {
             "cfg": lambda b: parts.update(cfg=("the 'cfg' bytes", b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
@@ -569,10 +452,10 @@ class RNNSeq2Seq(TrainablePipe):
         return NO_TARGET_VOCAB if self.target_vocab is None else self.target_vocab.to_bytes()
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "RNNSeq2Seq":
-        parts: Dict[str, Tuple[str, bytes]] = {}
+        parts: SavedParts = {}
 
         def read(name: str) -> Callable[[Path], None]:
-            return lambda p: parts.update({name: (str(p), read_file(p, self.name))})
+            return lambda p: parts.update({name: (str(p), read_saved_file(p, self.name))})
 
         deserializers = {
             "cfg": read("cfg"),
@@ -584,37 +467,12 @@ class RNNSeq2Seq(TrainablePipe):
         self._load(parts)
         return self
 
-    def _load(self, parts: Dict[str, Tuple[str, bytes]]) -> None:
-        """Check the saved cfg, target vocabulary and model (each given as
-        (where it comes from, its bytes)), then load them; nothing changes
-        when one of them is bad."""
-        cfg, target_vocab = dict(self.cfg), self.target_vocab
-        if "cfg" in parts:
-            where, data = parts["cfg"]
-            saved = _json_object(data)
-            if saved is None or set(saved) - set(cfg):
-                raise ValueError(f"[{self.name}] {where} is not the settings file of an rnn_seq2seq component.")
-            cfg.update(saved)
-            check_component_settings(self.name, **{key: cfg[key] for key in SETTINGS_CHECKED})
-        if "target_vocab" in parts:
-            where, data = parts["target_vocab"]
-            try:
-                target_vocab = None if data == NO_TARGET_VOCAB else vocab_from_bytes(data)
-            except Exception as err:  # JSON, tokenizers and format errors alike
-                raise ValueError(
-                    f"[{self.name}] Cannot read the target vocabulary {where}: {err}. Save or download the pipeline "
-                    "again."
-                ) from None
-        where, data = parts.get("model", ("of the component", None))
-        trained_ids = self.model.maybe_get_dim("nO") if data is None else _saved_output_size(data)
-        if trained_ids is not None and (target_vocab is None or trained_ids != len(target_vocab)):
-            size = "no" if target_vocab is None else len(target_vocab)
-            raise ValueError(
-                f"[{self.name}] The target vocabulary ({size} ids) does not match the model "
-                f"{where}, trained with {trained_ids} target ids: they come from different trainings. "
-                "Save or download the whole pipeline again."
-            )
-        if data is not None:
+    def _load(self, parts: SavedParts) -> None:
+        """Check the saved cfg, target vocabulary and model, then load them;
+        nothing changes when one of them is bad."""
+        cfg, target_vocab = check_saved_parts(self.name, self.cfg, self.target_vocab, self.model, parts)
+        if "model" in parts:
+            where, data = parts["model"]
             try:
                 self.model.from_bytes(data)
             except ValueError as err:
@@ -622,79 +480,3 @@ class RNNSeq2Seq(TrainablePipe):
         if not Doc.has_extension(cfg["output_attr"]):
             Doc.set_extension(cfg["output_attr"], default=None)
         self.cfg, self.target_vocab = cfg, target_vocab
-
-
-SETTINGS_CHECKED = (
-    "output_attr", "vocab_kind", "min_freq", "max_size", "beam_size", "max_length", "length_penalty",
-    "no_repeat_ngram_size", "prior_penalty", "coverage_weight",
-)
-
-
-def read_file(path: Path, component: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise ValueError(
-            f"[{component}] Cannot read {path} ({err.strerror}): the saved pipeline is incomplete. Save or "
-            "download it again."
-        ) from None
-
-
-def _json_object(data: bytes) -> Optional[Dict[str, Any]]:
-    try:
-        value = srsly.json_loads(data)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _saved_output_size(data: bytes) -> Optional[int]:
-    """The number of target ids a saved model was trained with (None when the
-    data is not a readable model; loading it then explains why)."""
-    try:
-        return srsly.msgpack_loads(data)["nodes"][0]["dims"]["nO"]
-    except Exception:  # any damage: left to the model's own checks
-        return None
-
-
-def check_component_settings(
-    name: str,
-    output_attr: str,
-    vocab_kind: str,
-    min_freq: int,
-    max_size: int,
-    beam_size: int,
-    max_length: int,
-    length_penalty: float,
-    no_repeat_ngram_size: int,
-    prior_penalty: float,
-    coverage_weight: float,
-) -> None:
-    """Raise a ValueError naming the first bad setting and how to fix it."""
-    if not output_attr or not output_attr.isidentifier():
-        raise ValueError(
-            f"[{name}] 'output_attr' must be a valid extension name such as 'generated', got {output_attr!r}."
-        )
-    if output_attr == TARGET_ATTR:
-        raise ValueError(f"[{name}] 'output_attr' cannot be {TARGET_ATTR!r}: that extension holds the training target.")
-    if vocab_kind not in VOCAB_KINDS:
-        raise ValueError(f"[{name}] unknown 'vocab_kind' {vocab_kind!r}: use one of {', '.join(VOCAB_KINDS)}.")
-    for setting, value in (("min_freq", min_freq), ("beam_size", beam_size), ("max_length", max_length)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"[{name}] '{setting}' must be a positive integer, got {value!r}.")
-    if not isinstance(max_size, int) or max_size <= len(SPECIAL_TOKENS):
-        raise ValueError(
-            f"[{name}] 'max_size' must be an integer above {len(SPECIAL_TOKENS)} (the special tokens), "
-            f"got {max_size!r}."
-        )
-    if length_penalty < 0:
-        raise ValueError(f"[{name}] 'length_penalty' must be 0 or more, got {length_penalty!r}.")
-    if not isinstance(no_repeat_ngram_size, int) or no_repeat_ngram_size < 0:
-        raise ValueError(
-            f"[{name}] 'no_repeat_ngram_size' must be 0 (no blocking) or a positive integer, got "
-            f"{no_repeat_ngram_size!r}."
-        )
-    if not prior_penalty >= 0:
-        raise ValueError(f"[{name}] 'prior_penalty' must be 0 (none) or more, got {prior_penalty!r}.")
-    if not coverage_weight >= 0:
-        raise ValueError(f"[{name}] 'coverage_weight' must be 0 or more, got {coverage_weight!r}.")
