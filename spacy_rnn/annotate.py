@@ -19,7 +19,6 @@ of each `rnn_seq2seq` component under its `output_attr`.
 
     python -m spacy_rnn.annotate PIPELINE "corpus/*.jsonl" annotations/ --n-workers 2
 """
-import argparse
 import functools
 import glob
 import gzip
@@ -31,10 +30,12 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
+import typer
 from spacy.language import Language
 from tqdm import tqdm
 
@@ -46,9 +47,17 @@ except ImportError:  # annotate() says what to install
     WorkerPlugin = object
 
 JOB_FILE = "_annotate.json"
-FORMATS = ("parquet", "jsonl")
 INPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 DEFAULT_BLOCKSIZE = "8MiB"
+app = typer.Typer(add_completion=False)
+
+
+class OutputFormat(str, Enum):
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+FORMATS = tuple(output_format.value for output_format in OutputFormat)
 
 
 class AnnotateError(ValueError):
@@ -530,49 +539,46 @@ def _require_distributed() -> None:
         raise AnnotateError("Annotating on Dask needs dask.distributed: pip install 'spacy-rnn[dask]'.") from None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spacy_rnn.annotate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("pipeline", help="folder of a saved pipeline, or an installed pipeline package")
-    parser.add_argument("inputs", nargs="+", help="JSONL, JSONL.gz or Parquet files (paths or quoted glob patterns)")
-    parser.add_argument("output_dir", help="folder for the output partitions")
-    parser.add_argument("--text-field", default="text", help="field that holds the text (default: text)")
-    parser.add_argument("--id-field", default="id", help="field that holds the record id (default: id)")
-    parser.add_argument("--format", dest="output_format", choices=FORMATS, default="parquet", help="output format")
-    parser.add_argument(
-        "--blocksize", default=DEFAULT_BLOCKSIZE, help=f"input bytes per partition (default: {DEFAULT_BLOCKSIZE})"
-    )
-    parser.add_argument("--batch-size", type=int, default=128, help="nlp.pipe batch size")
-    parser.add_argument("--scheduler", default="", help="address of a running Dask scheduler (default: a LocalCluster)")
-    parser.add_argument("--n-workers", type=int, default=0, help="LocalCluster workers (default: one per core)")
-    parser.add_argument(
-        "--dashboard-address", default=":0", help="LocalCluster dashboard address (default :0, a free port; '': none)"
-    )
-    parser.add_argument("--retries", type=int, default=2, help="retries of a failing partition")
-    parser.add_argument("--gpu-id", type=int, default=-1, help="GPU of each worker (-1: CPU)")
-    args = parser.parse_args(argv)
+@app.command()
+def main(
+    pipeline: str = typer.Argument(..., help="folder of a saved pipeline, or an installed pipeline package"),
+    inputs: List[str] = typer.Argument(..., help="JSONL, JSONL.gz or Parquet files (paths or quoted glob patterns)"),
+    output_dir: str = typer.Argument(..., help="folder for the output partitions"),
+    text_field: str = typer.Option("text", help="field that holds the text"),
+    id_field: str = typer.Option("id", help="field that holds the record id"),
+    output_format: OutputFormat = typer.Option(OutputFormat.parquet, "--format", help="output format"),
+    blocksize: str = typer.Option(DEFAULT_BLOCKSIZE, help="input bytes per partition"),
+    batch_size: int = typer.Option(128, help="nlp.pipe batch size"),
+    scheduler: str = typer.Option("", help="address of a running Dask scheduler ('': a LocalCluster)"),
+    n_workers: int = typer.Option(0, help="LocalCluster workers (0: one per core)"),
+    dashboard_address: str = typer.Option(":0", help="LocalCluster dashboard address (:0, a free port; '': none)"),
+    retries: int = typer.Option(2, help="retries of a failing partition"),
+    gpu_id: int = typer.Option(-1, help="GPU of each worker (-1: CPU)"),
+) -> None:
+    """Write the predictions of PIPELINE for every record of INPUTS to one
+    file per partition in OUTPUT_DIR, on a Dask cluster. A rerun does only
+    the partitions that are missing (see the docstring of spacy_rnn.annotate)."""
     try:
         report = annotate(
-            args.pipeline, args.inputs, args.output_dir, text_field=args.text_field, id_field=args.id_field,
-            output_format=args.output_format, blocksize=args.blocksize, batch_size=args.batch_size,
-            scheduler=args.scheduler or None, n_workers=args.n_workers or None, retries=args.retries,
-            gpu_id=args.gpu_id, dashboard_address=args.dashboard_address or None,
+            pipeline, inputs, output_dir, text_field=text_field, id_field=id_field,
+            output_format=output_format.value, blocksize=blocksize, batch_size=batch_size,
+            scheduler=scheduler or None, n_workers=n_workers or None, retries=retries,
+            gpu_id=gpu_id, dashboard_address=dashboard_address or None,
         )
     except AnnotateError as err:
-        print(f"✘ {err}", file=sys.stderr)
-        return 1
+        typer.echo(f"✘ {err}", err=True)
+        raise typer.Exit(1) from None
     for name, error in sorted(report.failed.items()):
-        print(f"✘ {name}: {error}", file=sys.stderr)
-    print(("✘ " if report.failed else "✔ ") + f"{args.output_dir}: {report.summary()}")
+        typer.echo(f"✘ {name}: {error}", err=True)
+    typer.echo(("✘ " if report.failed else "✔ ") + f"{output_dir}: {report.summary()}")
     if report.failed:
-        print("Run the same command again to retry only the missing partitions.", file=sys.stderr)
-    return 1 if report.failed else 0
+        typer.echo("Run the same command again to retry only the missing partitions.", err=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so that Dask ships `spacy_rnn.annotate.annotate_partition` and
+    # Run the imported module's app, so that Dask ships `spacy_rnn.annotate.annotate_partition` and
     # `PipelinePlugin` by reference, not as copies of this __main__.
-    from spacy_rnn.annotate import main as module_main
+    from spacy_rnn.annotate import app as module_app
 
-    sys.exit(module_main())
+    module_app(prog_name="python -m spacy_rnn.annotate")

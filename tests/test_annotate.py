@@ -17,9 +17,10 @@ import spacy
 import torch
 from distributed import Client, LocalCluster
 from dask.system import CPU_COUNT
+from typer.testing import CliRunner
 
 from spacy_rnn.annotate import (
-    AnnotateError, annotate, find_inputs, main, plan_partitions, read_partition, start_local_cluster,
+    AnnotateError, annotate, app, find_inputs, plan_partitions, read_partition, start_local_cluster,
 )
 from tiny_pipeline import TEXTS, make_pipeline
 
@@ -238,11 +239,12 @@ def test_bad_pipeline_location_says_what_a_pipeline_is(tmp_path):
 
 
 @pytest.mark.parametrize("file_name", ["reviews.jsonl", "more.parquet"])
-def test_input_without_the_text_field_says_which_field_to_pass(saved, tmp_path, capsys, file_name):
+def test_input_without_the_text_field_says_which_field_to_pass(saved, tmp_path, file_name):
     write_inputs(tmp_path)
-    status = main([str(saved[0]), str(tmp_path / file_name), str(tmp_path / "out"), "--text-field", "body"])
-    error = capsys.readouterr().err
-    assert status == 1
+    arguments = [str(saved[0]), str(tmp_path / file_name), str(tmp_path / "out"), "--text-field", "body"]
+    result = CliRunner().invoke(app, arguments)
+    error = result.stderr
+    assert result.exit_code == 1
     assert "have no field 'body'" in error and "text" in error.split("their fields:")[1]
     assert "--text-field" in error.split("their fields:")[1]
     assert not (tmp_path / "out").exists()
