@@ -11,12 +11,12 @@ Corpus NAME is read from CORPUS/NAME; the metrics go to METRICS/NAME, spaCy's
 models to TRAINING/NAME_baselines. `--test` scores the title baselines on
 other test pairs.
 
-    python scripts/baselines.py sst5 marc --training.max_epochs 8
+    python scripts/baselines.py sst5 --training.max_epochs 8
     python scripts/baselines.py titles --test assets/titles_other/amazon_other_products_title_test.jsonl \\
         --metrics metrics/other_products
 """
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from wasabi import msg
@@ -31,7 +31,7 @@ from spacy_rnn.corpus import DataError
 def main(
     # fmt: off
     ctx: typer.Context,  # config overrides of spaCy's models
-    names: List[str] = typer.Argument(..., help=f"Corpora: {', '.join(CORPORA)}"),
+    name: str = typer.Argument(..., help=f"The corpus: {', '.join(CORPORA)}"),
     corpus: Path = typer.Option(Path("corpus"), help="Folder of the corpora (convert.py's --out)"),
     metrics: Path = typer.Option(Path("metrics"), help="Folder for a metrics folder per corpus"),
     training: Path = typer.Option(Path("training"), help="Folder for spaCy's models (NAME_baselines)"),
@@ -41,23 +41,22 @@ def main(
 ):
     """Baselines on the same data as spacy-rnn; further options
     (--section.key value) override the configs of spaCy's models."""
-    check_names(names, CORPORA, "corpus")
+    check_names([name], CORPORA, "corpus")
     overrides = config_overrides(ctx.args)
     seed = int(overrides.get("system.seed", 0))  # fastText's seed too
+    info, data, out = CORPORA[name], corpus / name, metrics / name
     try:
-        for name in names:
-            info, data, out = CORPORA[name], corpus / name, metrics / name
-            if info.kind == "seq2seq":
-                records = title_baselines(data, out, test)
-                continue
+        if info.kind == "seq2seq":
+            records = title_baselines(data, out, test)
+        else:
             records = [tfidf_logreg(data, out, info.stars), fasttext_baseline(data, out, info.stars, seed)]
             for key in SPACY_BASELINES:
                 records.append(spacy_baseline(key, data, out, training / f"{name}_baselines", info.stars, gpu_id,
                                               overrides))
-            for record in records:
-                msg.good(f"{name}: {record['system']}: {summary(record)}")
     except DataError as err:
         fail(f"{err} Run the convert step again.")
+    for record in records:
+        msg.good(f"{record['system']}: {summary(record)}")
 
 
 if __name__ == "__main__":
