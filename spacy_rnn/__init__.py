@@ -1,6 +1,7 @@
 """spacy-rnn: Elman RNN, LSTM, GRU and RNN encoder-decoder models for spaCy v3."""
 from . import architectures  # noqa: F401 - registers the architectures
 from . import corpus  # noqa: F401 - registers the Seq2SeqJSONL reader
+from . import optimizers  # noqa: F401 - registers spacy_rnn.LazyAdam.v1
 from . import pipeline  # noqa: F401 - registers the rnn_seq2seq factory
 from . import scoring  # noqa: F401 - registers the seq2seq scorers
 from . import training  # noqa: F401 - registers the pretrained-encoder schedule callbacks

@@ -22,6 +22,10 @@ FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]
 READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
 CALLBACKS = ["spacy_rnn.pretrained_encoder_schedule.v1", "spacy_rnn.pretrained_encoder_schedule.v2"]
+OPTIMIZERS = ["spacy_rnn.LazyAdam.v1"]
+GROUPS = {"spacy_architectures": registry.architectures, "spacy_factories": registry.factories,
+          "spacy_scorers": registry.scorers, "spacy_readers": registry.readers,
+          "spacy_callbacks": registry.callbacks, "thinc_optimizers": registry.optimizers}
 
 
 def entry_points():
@@ -30,7 +34,7 @@ def entry_points():
     section = parser["options.entry_points"]
     return {
         group: sorted(line.split("=")[0].strip() for line in section.get(group, "").strip().splitlines())
-        for group in ("spacy_architectures", "spacy_factories", "spacy_scorers", "spacy_readers", "spacy_callbacks")
+        for group in GROUPS
     }
 
 
@@ -41,6 +45,7 @@ def test_entry_points_pinned():
         "spacy_scorers": sorted(SCORERS),
         "spacy_readers": sorted(READERS),
         "spacy_callbacks": sorted(CALLBACKS),
+        "thinc_optimizers": sorted(OPTIMIZERS),
     }
 
 
@@ -48,7 +53,8 @@ def test_registered_names_match_entry_points():
     import spacy_rnn  # noqa: F401 - registers everything
 
     for names, table in ((ARCHITECTURES, registry.architectures), (SCORERS, registry.scorers),
-                         (READERS, registry.readers), (CALLBACKS, registry.callbacks)):
+                         (READERS, registry.readers), (CALLBACKS, registry.callbacks),
+                         (OPTIMIZERS, registry.optimizers)):
         assert {name for name in table.get_all() if name.startswith("spacy_rnn.")} == set(names)
 
 
@@ -63,10 +69,7 @@ def test_entry_points_name_the_registered_functions():
 
     parser = configparser.ConfigParser()
     parser.read(REPO / "setup.cfg")
-    tables = {"spacy_architectures": registry.architectures, "spacy_factories": registry.factories,
-              "spacy_scorers": registry.scorers, "spacy_readers": registry.readers,
-              "spacy_callbacks": registry.callbacks}
-    for group, table in tables.items():
+    for group, table in GROUPS.items():
         for line in parser["options.entry_points"][group].strip().splitlines():
             name, target = (part.strip() for part in line.split("="))
             module, function = target.split(":")
