@@ -8,16 +8,12 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_rnn.corpus import (
-    DataError,
-    cats_for,
-    label_names,
-    read_jsonl,
-    seq2seq_docs,
-    textcat_docbin,
-    textcat_docs,
-)
+from conftest import REPO
 from spacy_rnn import get_target
+from spacy_rnn.corpus import DataError, read_jsonl
+
+sys.path.append(str(REPO / "project" / "scripts"))
+from rnnproject.corpora import cats_for, label_names, seq2seq_docs, textcat_docbin, textcat_docs  # noqa: E402
 
 
 def write_lines(path, lines):

@@ -15,36 +15,36 @@ from conftest import REPO
 
 @pytest.fixture
 def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks" / "scripts"))
     monkeypatch.syspath_prepend(str(REPO / "project" / "scripts"))
-    import baselines
     import bench_accuracy
-    import evaluate
+    from rnnproject import baselines, metrics
 
-    return evaluate, baselines, bench_accuracy
+    return metrics, baselines, bench_accuracy
 
 
 def test_pairwise_accuracy_counts_each_pair_once(scripts):
-    evaluate, _, _ = scripts
+    metrics, _, _ = scripts
     groups = ["a", "a", "b", "b", "c", "c", "d", "e", "e"]
     gold = ["S", "N", "N", "S", "S", "N", "S", "S", "S"]
     scores = [0.9, 0.2, 0.6, 0.4, 0.5, 0.5, 0.9, 0.1, 0.8]  # P(S) of each Doc
-    correct = evaluate.pairwise_correct(groups, gold, scores, "S")
+    correct = metrics.pairwise_correct(groups, gold, scores, "S")
     # a: right; b: the sincere reply scored higher, wrong; c: a tie, half; d (alone) and e (one label): left out
     assert correct.tolist() == [1.0, 0.0, 0.5]
     # with exclusive classes the other label's scores give the same answer
-    assert evaluate.pairwise_correct(groups, gold, [1 - s for s in scores], "N").tolist() == [1.0, 0.0, 0.5]
+    assert metrics.pairwise_correct(groups, gold, [1 - s for s in scores], "N").tolist() == [1.0, 0.0, 0.5]
 
 
 def test_textcat_result_adds_pairwise_only_with_group_ids(scripts):
-    evaluate, _, _ = scripts
+    metrics, _, _ = scripts
     cats = [{"S": 0.9, "N": 0.1}, {"S": 0.7, "N": 0.3}, {"S": 0.2, "N": 0.8}, {"S": 0.4, "N": 0.6}]
     gold, labels = ["S", "N", "N", "S"], ["S", "N"]
-    with_pairs = evaluate.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False, [1, 1, 2, 2])
+    with_pairs = metrics.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False, [1, 1, 2, 2])
     assert with_pairs["metrics"]["accuracy"] == 0.5  # the second and fourth Docs are wrong
     assert with_pairs["metrics"]["pairwise"] == 1.0 and with_pairs["metrics"]["n_pairs"] == 2
     assert with_pairs["predictions"][3] == {"text": "z", "gold": "S", "pred": "N", "score": 0.6,
                                             "scores": {"S": 0.4, "N": 0.6}, "group": 2}
-    assert "pairwise" not in evaluate.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False)["metrics"]
+    assert "pairwise" not in metrics.textcat_result(["w", "x", "y", "z"], gold, cats, labels, False)["metrics"]
 
 
 def test_paired_bootstrap_known_answers(scripts):
@@ -120,7 +120,7 @@ def test_bench_tables_give_mean_sd_and_say_when_a_difference_is_noise(scripts, t
     assert "vs TF-IDF + logistic regression 50" in lines[1] and lines[1].endswith(" outside the noise")
     assert "vs spaCy TextCatBOW.v3" in lines[2]
     compact = bench.summary({"sarcasm": runs}, ["textcat_lstm.cfg", "textcat_ensemble_lstm_w64.cfg"])
-    assert compact.splitlines()[0] == "| system | SARC-pol |"
+    assert compact.splitlines()[0] == "| system | SARC 2.0 pol, balanced |"
     assert f"| spacy-rnn `textcat_lstm.cfg` | {numpy.mean(lstm):.1f} ± {numpy.std(lstm, ddof=1):.1f} |" in compact
     assert "fastText" not in compact  # a baseline that was not run has no row
 
@@ -169,7 +169,7 @@ def test_bench_refuses_encoders_for_a_config_without_pretraining_before_any_trai
     encoder.write_bytes(b"weights")
     result = subprocess.run([sys.executable, "scripts/bench_accuracy.py", str(tmp_path / "out"), "--datasets", "sst5",
                              "--configs", "textcat_lstm.cfg", "--encoders", f"sst5={encoder}"],
-                            cwd=REPO / "project", capture_output=True, text=True, timeout=300)  # else it trains
+                            cwd=REPO / "benchmarks", capture_output=True, text=True, timeout=300)  # else it trains
     assert result.returncode == 1 and "textcat_lstm.cfg has no [pretraining] block" in result.stderr
     assert not (tmp_path / "out").exists()
 

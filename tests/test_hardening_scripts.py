@@ -18,11 +18,7 @@ SCRIPTS = REPO / "project" / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
-import common  # noqa: E402
-import convert  # noqa: E402
-import evaluate  # noqa: E402
-import report  # noqa: E402
-import train  # noqa: E402
+from rnnproject import corpora, files, metrics, pipelines, reports  # noqa: E402
 
 GOOD = json.dumps({"text": "fine", "label": "A"})
 
@@ -44,7 +40,7 @@ def test_convert_stops_at_a_bad_record_and_writes_nothing(tmp_path, bad_line, me
     train_path.write_text(f"{GOOD}\n{GOOD}\n", encoding="utf8")
     test_path.write_text(f"{GOOD}\n\n{bad_line}\n{GOOD}\n", encoding="utf8")
     with pytest.raises(DataError) as err:
-        convert.convert(**convert_args(tmp_path, train_path, test_path))
+        corpora.convert(**convert_args(tmp_path, train_path, test_path))
     assert f"{test_path}:3: {message}" in str(err.value)
     assert not (tmp_path / "corpus").exists()
 
@@ -57,19 +53,20 @@ def test_convert_names_an_unreadable_file(tmp_path, content):
     else:
         train_path.write_bytes(content)
     with pytest.raises(DataError, match=f"{train_path}: cannot be read"):
-        convert.convert(**convert_args(tmp_path, train_path, train_path))
+        corpora.convert(**convert_args(tmp_path, train_path, train_path))
     assert not (tmp_path / "corpus").exists()
 
 
 def test_convert_command_line_says_file_and_line_without_a_traceback(tmp_path):
-    path = tmp_path / "train.jsonl"
-    path.write_text(f'{GOOD}\n{{"text": "x", "label": {{"stars": 5}}}}\n', encoding="utf8")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "convert.py"), "textcat", str(tmp_path / "corpus"), "--train", str(path),
-         "--test", str(path)], capture_output=True, text=True, cwd=SCRIPTS.parent,
-    )
+    folder = tmp_path / "assets" / "sst5"
+    folder.mkdir(parents=True)
+    for split in ("dev", "test"):
+        (folder / f"sst5_{split}.jsonl").write_text(f"{GOOD}\n", encoding="utf8")
+    (folder / "sst5_train.jsonl").write_text(f'{GOOD}\n{{"text": "x", "label": {{"stars": 5}}}}\n', encoding="utf8")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "convert.py"), "sst5"], capture_output=True, text=True,
+                            cwd=tmp_path)
     assert result.returncode == 1
-    assert f"{path}:2: 'label' must be a string or an integer" in result.stderr
+    assert "sst5_train.jsonl:2: 'label' must be a string or an integer" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "corpus").exists()
 
 
@@ -104,7 +101,7 @@ def test_training_stops_on_docs_that_cannot_train_textcat(tmp_path, train_cats, 
     dev_path = write_docbin(tmp_path / "dev.spacy", docs_with_cats(nlp, dev_cats))
     overrides = {"paths.train": str(train_path), "paths.dev": str(dev_path)}
     with pytest.raises(DataError) as err:
-        train.train(REPO / "configs" / "textcat_lstm.cfg", tmp_path / "training", overrides)
+        pipelines.train(REPO / "configs" / "textcat_lstm.cfg", tmp_path / "training", overrides)
     assert message in str(err.value)
     assert not (tmp_path / "training").exists()
 
@@ -116,22 +113,22 @@ def test_training_stops_on_a_seq2seq_doc_without_target_or_a_damaged_docbin(tmp_
     dev_path = write_docbin(tmp_path / "dev.spacy", docs[:1])
     config = REPO / "configs" / "seq2seq_titles.cfg"
     with pytest.raises(DataError, match=r"train.spacy: Doc 2 \('no title here'\) has no seq2seq target"):
-        train.check_data(config, {"paths.train": str(train_path), "paths.dev": str(dev_path)})
+        pipelines.check_data(config, {"paths.train": str(train_path), "paths.dev": str(dev_path)})
     dev_path.write_bytes(b"not a DocBin")
     with pytest.raises(DataError, match=f"{dev_path}: cannot be read as a DocBin"):
-        train.check_data(config, {"paths.train": str(train_path), "paths.dev": str(dev_path)})
+        pipelines.check_data(config, {"paths.train": str(train_path), "paths.dev": str(dev_path)})
 
 
 def test_damaged_metrics_name_the_file_and_line(tmp_path, capsys):
-    metrics = tmp_path / "rnn.json"
-    metrics.write_text('{"accuracy": 0.5,\n "macro_f1": }\n', encoding="utf8")
+    record = tmp_path / "rnn.json"
+    record.write_text('{"accuracy": 0.5,\n "macro_f1": }\n', encoding="utf8")
     with pytest.raises(SystemExit):
-        common.read_json(metrics)
-    assert f"{metrics}:2: not valid JSON" in capsys.readouterr().err
+        files.read_json(record)
+    assert f"{record}:2: not valid JSON" in capsys.readouterr().err
     log = tmp_path / "log.jsonl"
     log.write_text('{"step": 0, "epoch": 0, "score": 0.1, "losses": {}}\n{"step": 200, "epoch": 1}\n')
     with pytest.raises(DataError, match=f"{log}:2: missing field\\(s\\) score, losses"):
-        evaluate.read_log(log)
+        metrics.read_log(log)
     (tmp_path / "rnn_predictions.jsonl").write_text('{"text": "a", "gold": "A"}\n', encoding="utf8")
     with pytest.raises(DataError, match="rnn_predictions.jsonl:1: missing field\\(s\\) pred"):
-        report.example_rows(tmp_path, seq2seq=False)
+        reports.example_rows(tmp_path, seq2seq=False)

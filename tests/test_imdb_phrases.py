@@ -1,4 +1,4 @@
-"""The data of the `imdb` and `sst5-phrases` workflows and SARC's pair ids:
+"""The data of the IMDB and SST-5 phrase studies and SARC's pair ids:
 SST's trees read into every labelled phrase (a toy tree with a known answer,
 malformed trees, and the real training trees when the data is there), IMDB's
 classes taken from another field of gzipped JSONL, aclImdb's files turned
@@ -18,8 +18,7 @@ SCRIPTS = REPO / "project" / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
-import convert  # noqa: E402
-import download  # noqa: E402
+from rnnproject import canonical, corpora, datasets  # noqa: E402
 from spacy_rnn.corpus import DataError  # noqa: E402
 
 TOY_TREE = "(3 (2 It) (4 (4 works) (2 (2 -LRB-) (2 8\xa01\\/2))))"  # a word with a no-break space
@@ -45,7 +44,7 @@ def write_lines(path, lines):
 
 
 def test_every_node_of_a_tree_is_a_phrase_root_first():
-    assert download.sst_phrases(TOY_TREE) == [
+    assert canonical.sst_phrases(TOY_TREE) == [
         (3, "It works ( 8\xa01/2"),
         (2, "It"),
         (4, "works ( 8\xa01/2"),
@@ -54,7 +53,7 @@ def test_every_node_of_a_tree_is_a_phrase_root_first():
         (2, "("),
         (2, "8\xa01/2"),
     ]
-    assert download.sst_record(TOY_TREE) == {"text": "It works ( 8\xa01/2", "label": 4, "label_text": "positive"}
+    assert canonical.sst_record(TOY_TREE) == {"text": "It works ( 8\xa01/2", "label": 4, "label_text": "positive"}
 
 
 @pytest.mark.parametrize("tree,message", [
@@ -69,22 +68,22 @@ def test_every_node_of_a_tree_is_a_phrase_root_first():
 ])
 def test_malformed_trees_say_what_is_wrong(tree, message):
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        download.sst_phrases(tree)
+        canonical.sst_phrases(tree)
 
 
 def test_a_bad_tree_is_named_by_file_and_line(tmp_path):
     path = tmp_path / "train.txt"
     path.write_text(f"{TOY_TREE}\n\n(2 (2 fine) (3 still fine)\n", encoding="utf8")
     with pytest.raises(DataError, match=f"{path}:3: the brackets do not balance"):
-        convert.read_phrases(path)
+        corpora.read_phrases(path)
     with pytest.raises(DataError, match="missing.txt: cannot be read"):
-        convert.read_phrases(tmp_path / "missing.txt")
+        corpora.read_phrases(tmp_path / "missing.txt")
 
 
 def test_phrases_train_and_whole_sentences_evaluate(tmp_path):
     trees = write_lines(tmp_path / "train.txt", [TOY_TREE, "(0 (1 Dull) (0 .))"])
     sentences = write_jsonl(tmp_path / "dev.jsonl", [{"text": "It works .", "label": 4}, {"text": "Bad", "label": 1}])
-    convert.convert("textcat", tmp_path / "corpus", [trees], sentences, dev=[sentences], phrases=True)
+    corpora.convert("textcat", tmp_path / "corpus", [trees], sentences, dev=[sentences], phrases=True)
     train = read_split(tmp_path / "corpus", "train")
     assert [doc.text for doc in train][:2] == ["It works ( 8\xa01/2", "It"] and len(train) == 7 + 3
     assert [max(doc.cats, key=doc.cats.get) for doc in train[7:]] == ["1", "2", "1"]
@@ -96,8 +95,8 @@ def test_phrases_train_and_whole_sentences_evaluate(tmp_path):
 def test_phrases_need_dev_sentences(tmp_path, capsys):
     trees = write_lines(tmp_path / "train.txt", [TOY_TREE])
     with pytest.raises(SystemExit):
-        convert.convert("textcat", tmp_path / "corpus", [trees], trees, phrases=True)
-    assert "give the dev sentences with --dev" in capsys.readouterr().err
+        corpora.convert("textcat", tmp_path / "corpus", [trees], trees, phrases=True)
+    assert "give the dev sentences as dev" in capsys.readouterr().err
     assert not (tmp_path / "corpus").exists()
 
 
@@ -107,12 +106,12 @@ def test_every_labelled_phrase_of_the_real_training_trees(shared_data):
     whose no-break-space token ("8 1/2") the offline copy lost."""
     sst = shared_data / "stars" / "sst5"
     tree_file = sst / "ptb" / "train.txt"
-    phrases = convert.read_phrases(tree_file)
+    phrases = corpora.read_phrases(tree_file)
     assert len(phrases) == tree_file.read_text(encoding="utf8").count("(") == 318582
     assert len({record["text"] for record in phrases}) == 159274
     assert {record["label"] for record in phrases} == {1, 2, 3, 4, 5}
     trees = [line for line in tree_file.read_text(encoding="utf8").splitlines() if line.strip()]
-    roots = [download.sst_phrases(tree)[0] for tree in trees]
+    roots = [canonical.sst_phrases(tree)[0] for tree in trees]
     sentences = list(srsly.read_jsonl(sst / "sst5_train.jsonl"))
     assert len(roots) == len(sentences) == 8544
     assert [label + 1 for label, _ in roots] == [record["label"] for record in sentences]
@@ -131,7 +130,7 @@ def imdb_rows(split, n):
 def test_imdb_classes_come_from_the_sentiment_field_of_gzipped_jsonl(tmp_path):
     train = write_jsonl(tmp_path / "imdb_train.jsonl.gz", imdb_rows("train", 40))
     test = write_jsonl(tmp_path / "imdb_test.jsonl.gz", imdb_rows("test", 10))
-    convert.convert("textcat", tmp_path / "corpus", [train], test, dev_share=0.25, label_field="sentiment")
+    corpora.convert("textcat", tmp_path / "corpus", [train], test, dev_share=0.25, label_field="sentiment")
     docs = {split: read_split(tmp_path / "corpus", split) for split in ("train", "dev", "test")}
     assert [len(docs[split]) for split in ("train", "dev", "test")] == [30, 10, 10]
     assert all(list(doc.cats) == ["neg", "pos"] and sum(doc.cats.values()) == 1.0 for split in docs.values()
@@ -147,15 +146,15 @@ def test_imdb_classes_come_from_the_sentiment_field_of_gzipped_jsonl(tmp_path):
 def test_a_bad_label_field_is_named_by_file_and_line(tmp_path, row, message):
     path = write_jsonl(tmp_path / "imdb_train.jsonl.gz", imdb_rows("train", 2) + [row])
     with pytest.raises(DataError) as err:
-        convert.read_records(path, "textcat", label_field="sentiment")
+        corpora.read_records(path, "textcat", label_field="sentiment")
     assert f"{path}:3: {message}" in str(err.value)
 
 
 def test_real_imdb_files_read_as_pos_and_neg(shared_data):
     for split in ("train", "test"):
-        records = convert.read_records(shared_data / "stars" / "imdb" / f"imdb_{split}.jsonl.gz", "textcat",
+        records = corpora.read_records(shared_data / "stars" / "imdb" / f"imdb_{split}.jsonl.gz", "textcat",
                                        label_field="sentiment")
-        assert len(records) == download.DATASETS["imdb"].counts[split] == 25000
+        assert len(records) == datasets.DATASETS["imdb"].counts[split] == 25000
         assert sum(record["label"] == "pos" for record in records) == sum(record["label"] == "neg" for record in records)
 
 
@@ -163,7 +162,7 @@ def test_aclimdb_files_become_the_offline_copys_records():
     files = [("aclImdb/train/pos/10_9.txt", "Great.<br />"), ("aclImdb/train/neg/2_1.txt", " Awful "),
              ("aclImdb/train/pos/9_7.txt", "Fine"), ("aclImdb/test/neg/0_4.txt", "Meh"),
              ("aclImdb/train/unsup/5_0.txt", "unlabelled"), ("aclImdb/imdb.vocab", "the\nand")]
-    assert download.imdb_records(files) == {
+    assert canonical.imdb_records(files) == {
         "train": [{"text": " Awful ", "label": 1, "sentiment": "neg", "id": "train_neg_2"},
                   {"text": "Fine", "label": 7, "sentiment": "pos", "id": "train_pos_9"},
                   {"text": "Great.<br />", "label": 9, "sentiment": "pos", "id": "train_pos_10"}],
@@ -173,11 +172,11 @@ def test_aclimdb_files_become_the_offline_copys_records():
 
 def test_downloads_are_written_in_their_assets_formats(tmp_path):
     rows = [{"text": "a", "label": 1}, {"text": "b", "label": 10}]
-    download.write_split(tmp_path / "imdb_train.jsonl.gz", rows)
+    datasets.write_split(tmp_path / "imdb_train.jsonl.gz", rows)
     assert list(srsly.read_gzip_jsonl(tmp_path / "imdb_train.jsonl.gz")) == rows
-    download.write_split(tmp_path / "trees.txt", [TOY_TREE, "(2 x)"])
+    datasets.write_split(tmp_path / "trees.txt", [TOY_TREE, "(2 x)"])
     assert (tmp_path / "trees.txt").read_text(encoding="utf8") == f"{TOY_TREE}\n(2 x)\n"
-    download.write_split(tmp_path / "plain.jsonl", rows)
+    datasets.write_split(tmp_path / "plain.jsonl", rows)
     assert list(srsly.read_jsonl(tmp_path / "plain.jsonl")) == rows
 
 
@@ -188,13 +187,13 @@ def test_every_doc_keeps_its_group(tmp_path):
     rows = [{"text": f"reply {pair}{side}", "label": "SARCASM" if side == "a" else "NOT_SARCASM", "pair_id": pair}
             for pair in range(20) for side in "ab"]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    convert.convert("textcat", tmp_path / "corpus", [path], path, dev_share=0.25, group_by="pair_id")
+    corpora.convert("textcat", tmp_path / "corpus", [path], path, dev_share=0.25, group_by="pair_id")
     pair_of = {row["text"]: row["pair_id"] for row in rows}
     for split in ("train", "dev", "test"):
         docs = read_split(tmp_path / "corpus", split)
         assert docs and all(doc.user_data["group"] == pair_of[doc.text] for doc in docs)
         assert all(sum(other.user_data["group"] == doc.user_data["group"] for other in docs) == 2 for doc in docs)
-    convert.convert("textcat", tmp_path / "plain", [path], path, dev_share=0.25)
+    corpora.convert("textcat", tmp_path / "plain", [path], path, dev_share=0.25)
     assert all("group" not in doc.user_data for doc in read_split(tmp_path / "plain", "train"))
 
 
@@ -203,7 +202,7 @@ def test_reddit_rows_become_pairs_with_context_without_sarc_test_replies():
             {"post_id": "p1", "post": "Title one", "reply": "I disagree", "sarcasm": "0"},
             {"post_id": "p2", "post": "Title two", "reply": "Held OUT reply", "sarcasm": "0"},
             {"post_id": "p2", "post": "Title two", "reply": "oh wonderful", "sarcasm": "1"}]
-    records = download.reddit_records(rows, held_out={"held out reply"})
+    records = canonical.reddit_records(rows, held_out={"held out reply"})
     assert records == [
         {"text": "Sure, great idea", "label": "SARCASM", "context": ["Title one"], "post_id": "p1"},
         {"text": "I disagree", "label": "NOT_SARCASM", "context": ["Title one"], "post_id": "p1"},

@@ -1,10 +1,12 @@
-"""The project's pretraining steps: project/scripts/pretrain_text.py gathers a
-domain's texts and word list; project/scripts/pretrain.py runs `spacy
+"""The projects' pretraining steps (rnnproject.pretraining, behind
+pretrain_text.py and pretrain.py): a domain's texts and word list are
+gathered; `spacy
 pretrain`, skips a finished run, resumes an interrupted one, and its weights
 start a text classifier (`[initialize] init_tok2vec`)."""
 import gzip
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import spacy
@@ -21,8 +23,7 @@ SCRIPTS = REPO / "project" / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
-import pretrain  # noqa: E402
-import pretrain_text  # noqa: E402
+from rnnproject import pretraining as pretrain  # noqa: E402
 
 
 def write_jsonl(path, records):
@@ -33,8 +34,10 @@ def write_jsonl(path, records):
 
 
 def gather(tmp_path, inputs, max_words=0, seed=0, vocab=100):
-    pretrain_text.main(inputs=[str(spec) for spec in inputs], output_dir=tmp_path / "out", max_words=max_words,
-                       vocab=vocab, seed=seed, lang="en")
+    """write_texts of PATH or PATH:FIELD,FIELD... inputs."""
+    parsed = [(Path(spec.rpartition(":")[0]), spec.rpartition(":")[2].split(",")) if ":" in spec else (Path(spec), ["text"])
+              for spec in map(str, inputs)]
+    pretrain.write_texts(parsed, tmp_path / "out", max_words=max_words, vocab=vocab, seed=seed, lang="en")
     return [record["text"] for record in srsly.read_jsonl(tmp_path / "out" / "texts.jsonl")]
 
 
@@ -94,7 +97,7 @@ def test_pretrain_text_reads_files_whose_names_only_contain_test_or_dev(tmp_path
     ("a.jsonl:text,context", [{"text": "no context"}], "a.jsonl:1: missing field 'context'"),
     ("a.jsonl:context", [{"context": ["fine"]}, {"context": ["a", 3]}],
      "a.jsonl:2: 'context' must be a string or a list of strings, got ['a', 3]"),
-    ("a.csv", [], "a.csv: expected a .jsonl or .jsonl.gz file, optionally followed by :FIELD,FIELD"),
+    ("a.csv", [], "a.csv: expected a .jsonl or .jsonl.gz file and the fields of its records that hold text"),
     ("missing.jsonl", None, "missing.jsonl: no such file. Run the download step"),
 ])
 def test_pretrain_text_names_a_bad_input(tmp_path, spec, records, message, capsys):
@@ -172,8 +175,8 @@ def test_pretrain_starts_afresh_when_the_texts_or_the_code_change(toy, tmp_path,
     info = pretrain.pretrain(config, out, overrides)
     assert info["resumed_after_epoch"] is None and info["words_per_epoch"] == 5 * sum(map(len, map(str.split, CORPUS)))
     assert pretrain.pretrain(config, out, overrides) is None
-    fingerprint = pretrain.sources.fingerprint
-    monkeypatch.setattr(pretrain.sources, "fingerprint", lambda paths: fingerprint(paths) + "changed  lm.py\n")
+    fingerprint = pretrain.code_fingerprint
+    monkeypatch.setattr(pretrain, "code_fingerprint", lambda paths: fingerprint(paths) + "changed  lm.py\n")
     assert pretrain.pretrain(config, out, overrides)["resumed_after_epoch"] is None
 
 

@@ -12,7 +12,7 @@ SCRIPTS = REPO / "project" / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 
-import evaluate  # noqa: E402
+from rnnproject import metrics, plots  # noqa: E402
 
 LOG = [{"step": step, "epoch": step // 200, "score": score, "losses": {"textcat": 10.0}}
        for step, score in ((0, 0.2), (200, 0.39), (400, 0.35), (600, 0.39), (800, 0.37))]
@@ -22,15 +22,15 @@ LOG = [{"step": step, "epoch": step // 200, "score": score, "losses": {"textcat"
 def figures(monkeypatch):
     """The figures the plots would save, kept open for inspection."""
     kept = []
-    monkeypatch.setattr(evaluate, "save_figure", lambda fig, path: kept.append(fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: kept.append(fig))
     yield kept
     for fig in kept:
-        evaluate.plt.close(fig)
+        plots.plt.close(fig)
 
 
 def test_confusion_matrix_shows_recall_per_gold_class_and_counts(figures, tmp_path):
     confusion = {"labels": ["1", "2", "3"], "matrix": [[8, 2, 0], [30, 60, 10], [0, 0, 0]]}
-    evaluate.plot_confusion(confusion, "system", tmp_path / "confusion.png")
+    plots.plot_confusion(confusion, "system", tmp_path / "confusion.png")
     ax = figures[0].axes[0]
     image = ax.images[0]
     numpy.testing.assert_allclose(image.get_array(), [[0.8, 0.2, 0.0], [0.3, 0.6, 0.1], [0.0, 0.0, 0.0]])
@@ -41,14 +41,14 @@ def test_confusion_matrix_shows_recall_per_gold_class_and_counts(figures, tmp_pa
 
 
 def test_learning_curve_names_the_metric_and_marks_model_best(figures, tmp_path):
-    evaluate.plot_learning_curve(LOG, "system", tmp_path / "curve.png", "cats_score (macro F)")
+    plots.plot_learning_curve(LOG, "system", tmp_path / "curve.png", "cats_score (macro F)")
     top = figures[0].axes[0]
     assert "cats_score (macro F)" in top.get_title() and "cats_score" in top.get_ylabel()
     assert "model-best: 39.0 at step 600" in [text.get_text() for text in top.get_legend().get_texts()]
 
 
 def test_model_best_is_the_latest_of_equal_scores_as_spacy_saves_it():
-    assert evaluate.best_checkpoint(LOG) == {"score": 0.39, "step": 600, "epoch": 3}
+    assert metrics.best_checkpoint(LOG) == {"score": 0.39, "step": 600, "epoch": 3}
 
 
 @pytest.mark.parametrize("weights,scores,name", [
@@ -58,4 +58,4 @@ def test_model_best_is_the_latest_of_equal_scores_as_spacy_saves_it():
     ({"tag_acc": 0.5, "dep_las": 0.5}, {}, "0.5 × tag_acc + 0.5 × dep_las"),
 ])
 def test_the_dev_score_is_named_from_the_score_weights(weights, scores, name):
-    assert evaluate.score_name(weights, scores) == name
+    assert metrics.score_name(weights, scores) == name

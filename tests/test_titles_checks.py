@@ -1,6 +1,6 @@
-"""The title model's project checks: the choice of decoding settings on dev
-(scripts/decoding.py), the reviews of other products (download.py's
-titles-other filter) and the title baselines on another test file."""
+"""The title studies' checks: the choice of decoding settings on dev
+(experiments/scripts/decoding.py), the reviews of other products (the
+titles-other download's filter) and the title baselines on another test file."""
 import json
 import sys
 
@@ -22,12 +22,12 @@ PAIRS = [
 
 @pytest.fixture
 def scripts(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "experiments" / "scripts"))
     monkeypatch.syspath_prepend(str(REPO / "project" / "scripts"))
-    import baselines
     import decoding
-    import download
+    from rnnproject import baselines, canonical
 
-    return decoding, download, baselines
+    return decoding, canonical, baselines
 
 
 def write_pairs(path, pairs):
@@ -155,11 +155,11 @@ def test_marc_training_rows_leave_out_dev_and_test_reviews_and_repeats(scripts, 
 
 
 def test_convert_joins_training_files(scripts, tmp_path):
-    import convert  # beside the scripts the fixture put on sys.path
+    from rnnproject import corpora  # beside the scripts the fixture put on sys.path
 
     clothing = write_pairs(tmp_path / "clothing.jsonl", PAIRS)
     other = write_pairs(tmp_path / "other.jsonl", [("this cable charges my phone fast", "fast cable")])
-    convert.convert("seq2seq", tmp_path / "corpus", [clothing, other], other, dev=[clothing, other])
+    corpora.convert("seq2seq", tmp_path / "corpus", [clothing, other], other, dev=[clothing, other])
     for split, n in (("train", 5), ("dev", 5), ("test", 1)):
         lines = (tmp_path / "corpus" / f"{split}.jsonl").read_text().splitlines()
         assert len(lines) == n and json.loads(lines[-1])["target"] == "fast cable"

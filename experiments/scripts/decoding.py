@@ -25,19 +25,19 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import matplotlib
+import spacy
+import typer
+from spacy.language import Language
+from tqdm import tqdm
+from wasabi import msg
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import spacy  # noqa: E402
-import typer  # noqa: E402
-from spacy.language import Language  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-from wasabi import msg  # noqa: E402
-
-from common import fail, write_json, write_text  # noqa: E402
-from evaluate import SEQ2SEQ_PIPE, predict_references, save_figure, seq2seq_result  # noqa: E402
-from spacy_rnn.corpus import DataError, read_docs  # noqa: E402
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.corpora import read_docs
+from rnnproject.files import fail, write_json, write_text
+from rnnproject.metrics import seq2seq_result
+from rnnproject.pipelines import SEQ2SEQ_PIPE, predict_references
+from rnnproject.plots import plt, save_figure
+from spacy_rnn.corpus import DataError
 
 SETTING_KEYS = ("beam_size", "length_penalty", "no_repeat_ngram_size", "prior_penalty")
 

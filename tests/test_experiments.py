@@ -1,0 +1,73 @@
+"""The experiments project (experiments/project.yml): every study but the
+titles of other products (which needs internet) runs end to end with
+smoke-size vars on slices of the real data, in a copy of the project, and its
+outputs are checked; a second run skips every step."""
+import json
+
+import pytest
+import srsly
+
+from conftest import data_dir
+from test_project import QUIET_THREADS, SMOKE_TIMEOUT, assert_png, copy_project, fraction, load_json, run
+
+SMOKE_VARS = {"limit_train": 200, "limit_eval": 50, "max_steps": 4, "pretrain_max_words": 3000, "pretrain_epochs": 1}
+
+
+def run_all(project):
+    variables = [f"--vars.{name}={value}" for name, value in {"data_dir": data_dir(), **SMOKE_VARS}.items()]
+    return run(["-m", "spacy", "project", "run", "all", str(project), *variables], env=QUIET_THREADS,
+               timeout=SMOKE_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+    """The `all` workflow with smoke-size vars, run once: (project folder, console output)."""
+    if not data_dir().is_dir():
+        pytest.skip(f"no real data: SPACY_RNN_DATA={data_dir()} is not a directory (point it at shared/data)")
+    project = copy_project(tmp_path_factory.mktemp("experiments"), "experiments")
+    result = run_all(project)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project, result.stdout
+
+
+def test_the_movies_text_reads_the_unlabelled_imdb_reviews(experiments):
+    project, stdout = experiments
+    assert "assets/imdb/imdb_unsup.jsonl.gz:text: 49,891" in stdout
+    texts = list(srsly.read_jsonl(project / "corpus" / "pretrain" / "movies" / "texts.jsonl"))
+    assert texts and sum(len(text["text"].split()) for text in texts) <= 3000
+    assert (project / "training" / "pretrain" / "products" / "model-last.bin").is_file()
+
+
+def test_each_study_writes_its_metrics(experiments):
+    project, _ = experiments
+    metrics = project / "metrics"
+    names = {"rnn_pretrained": ", pretrained on movie reviews", "rnn_phrases": ", trained on all phrases",
+             "rnn_phrases_pretrained": ", pretrained on movie reviews, trained on all phrases"}
+    for key, suffix in names.items():
+        record = load_json(metrics / "sst5" / f"{key}.json")
+        assert record["system"].endswith(suffix) and record["n"] == 50 and fraction(record["accuracy"])
+        assert 0.0 <= record["mae"] <= 4.0
+    titles = load_json(metrics / "titles" / "rnn_pretrained.json")
+    assert titles["system"].endswith(", pretrained on product reviews") and fraction(titles["rougeL"])
+    imdb = load_json(metrics / "imdb" / "rnn.json")
+    assert imdb["confusion"]["labels"] == ["neg", "pos"] and "mae" not in imdb
+    assert_png(metrics / "imdb" / "rnn_confusion.png")
+    assert "IMDB movie reviews" in (project / "reports" / "imdb.md").read_text(encoding="utf8")
+
+
+def test_decoding_scores_every_setting_and_picks_one_of_them(experiments):
+    project, _ = experiments
+    decoding = json.loads((project / "metrics" / "titles" / "decoding.json").read_text())
+    keys = ("beam_size", "length_penalty", "no_repeat_ngram_size", "prior_penalty")
+    assert len(decoding["settings"]) == 24  # greedy: 2 blockings x 4 priors; beam 4: also 2 length penalties
+    assert decoding["best"] in [{key: setting[key] for key in keys} for setting in decoding["settings"]]
+    assert_png(project / "metrics" / "titles" / "decoding.png")
+
+
+def test_second_run_skips_every_step(experiments):
+    project, _ = experiments
+    result = run_all(project)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for step in srsly.read_yaml(project / "project.yml")["workflows"]["all"]:
+        if step != "sources":  # always runs: it fingerprints the code
+            assert f"Skipping '{step}': nothing changed" in result.stdout, step
