@@ -246,11 +246,16 @@ def test_empty_targets_are_skipped_with_a_warning(copy_nlp):
     seq2seq = copy_nlp.get_pipe("rnn_seq2seq")
     good = examples_for(copy_nlp, [("red blue", "red blue"), ("gold", "gold")])
     empty = examples_for(copy_nlp, [("grey pink", ""), ("white", "  ")])
-    (docs, targets) = [eg.predicted for eg in good], seq2seq._encode_targets(good)
-    scores = seq2seq.model.predict((docs, targets))
+    scores = seq2seq.model.predict(([eg.predicted for eg in good], seq2seq._encode_targets(good)))
+    mixed = good[:1] + empty + good[1:]
+    mixed_scores = seq2seq.model.predict(([eg.predicted for eg in mixed], seq2seq._encode_targets(mixed)))
     with pytest.warns(UserWarning, match="skipped 2 of 4 examples whose target text is empty"):
-        loss_with_empty, _ = seq2seq.get_loss(good + empty, scores)
-    assert loss_with_empty == seq2seq.get_loss(good, scores)[0]
+        loss_with_empty, d_scores = seq2seq.get_loss(mixed, mixed_scores)
+    loss, d_good = seq2seq.get_loss(good, scores)
+    assert loss_with_empty == pytest.approx(loss, rel=1e-6)
+    empty_rows = [len(seq2seq._encode_targets(good[:1])[0]) + i for i in range(2)]  # each empty target: one EOS
+    assert numpy.all(d_scores[empty_rows] == 0)
+    numpy.testing.assert_allclose(numpy.delete(d_scores, empty_rows, axis=0), d_good, rtol=1e-5, atol=1e-8)
     with pytest.warns(UserWarning, match="skipped 2 of 2"):
         losses = seq2seq.update(empty)
     assert losses == {"rnn_seq2seq": 0.0}

@@ -61,7 +61,11 @@ class TorchModuleShim(PyTorchShim):
         scale `submodule_scales` gives its top-level submodule (e.g.
         {"encoder": 0.25}). (thinc's PyTorchShim rebinds `parameter.data` to
         the optimizer's array, which on a GPU takes LSTM/GRU weights out of
-        cuDNN's single weight buffer: torch then copies them at every call.)"""
+        cuDNN's single weight buffer: torch then copies them at every call.)
+
+        The optimizer may keep the gradient it is handed and apply it later,
+        as spaCy's `Language.rehearse` does: so each gradient is released
+        (`grad = None`, torch's own way of zeroing) rather than zeroed in place."""
         with torch.no_grad():
             for name, parameter in self._model.named_parameters():
                 if parameter.grad is None:
@@ -72,7 +76,7 @@ class TorchModuleShim(PyTorchShim):
                 updated = xp2torch(weights, device=parameter.device)
                 if updated.data_ptr() != parameter.data_ptr():  # thinc's optimizers update in place; others may not
                     parameter.copy_(updated)
-                parameter.grad.zero_()
+                parameter.grad = None
 
     @contextmanager
     def use_params(self, params: Dict[Tuple[int, str], Any]) -> Iterator[None]:

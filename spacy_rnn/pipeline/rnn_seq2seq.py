@@ -283,8 +283,7 @@ class RNNSeq2Seq(TrainablePipe):
         examples = list(examples)
         validate_examples(examples, "RNNSeq2Seq.update")
         self._check_initialized()
-        examples = self._with_targets(examples, "RNNSeq2Seq.update")
-        if not examples:
+        if not any(self._has_targets(examples, "RNNSeq2Seq.update")):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop = self.model.begin_update(self._model_input(examples))
@@ -305,9 +304,12 @@ class RNNSeq2Seq(TrainablePipe):
         probabilities of the copy decoder (the same formula holds: their
         softmax is themselves). For a Seq2Seq.v2 model, `scores` is (scores,
         coverage losses) and the loss adds coverage_weight × the mean coverage
-        loss per target position. Examples without a usable target are left
-        out, as in `update`."""
-        targets = self._encode_targets(self._with_targets(list(examples), "RNNSeq2Seq.get_loss"))
+        loss per target position. `scores` are those of every example; the
+        examples whose target is empty (read as a lone EOS) count for nothing:
+        no loss, a zero gradient."""
+        examples = list(examples)
+        counted = self._has_targets(examples, "RNNSeq2Seq.get_loss")
+        targets = self._encode_targets(examples)
         scores, coverage = scores if isinstance(scores, tuple) else (scores, None)
         ops = self.model.ops
         gold = ops.xp.asarray([token_id for target in targets for token_id in target], dtype="int64")
@@ -316,18 +318,19 @@ class RNNSeq2Seq(TrainablePipe):
                 f"RNNSeq2Seq.get_loss: got {scores.shape[0]} rows of scores for {len(gold)} target tokens. "
                 "Pass the same examples that produced the scores."
             )
+        weights = ops.xp.asarray([count for count, target in zip(counted, targets) for _ in target], dtype="float32")
+        weights /= max(1.0, float(weights.sum()))  # the mean over the counted target positions
         shifted = scores - scores.max(axis=1, keepdims=True)
         log_probs = shifted - ops.xp.log(ops.xp.exp(shifted).sum(axis=1, keepdims=True))
         rows = ops.xp.arange(len(gold))
-        loss = -float(log_probs[rows, gold].sum()) / max(1, len(gold))
+        loss = -float((log_probs[rows, gold] * weights).sum())
         d_scores = ops.xp.exp(log_probs)
         d_scores[rows, gold] -= 1.0
-        d_scores /= max(1, len(gold))
+        d_scores *= weights[:, None]
         if coverage is None:
             return loss, d_scores
-        weight = self.cfg["coverage_weight"] / max(1, len(gold))
-        d_coverage = ops.xp.full(coverage.shape, weight, dtype="float32")
-        return loss + weight * float(coverage.sum()), (d_scores, d_coverage)
+        d_coverage = weights * self.cfg["coverage_weight"]
+        return loss + float((coverage * d_coverage).sum()), (d_scores, d_coverage)
 
     def initialize(
         self,
@@ -338,7 +341,8 @@ class RNNSeq2Seq(TrainablePipe):
         """Build the target vocabulary from the training targets, then size
         and initialize the model."""
         validate_get_examples(get_examples, "RNNSeq2Seq.initialize")
-        examples = self._with_targets(list(get_examples()), "RNNSeq2Seq.initialize")
+        examples = list(get_examples())
+        examples = [eg for eg, kept in zip(examples, self._has_targets(examples, "RNNSeq2Seq.initialize")) if kept]
         if not examples:
             raise ValueError(
                 f"[{self.name}] No training example has a non-empty target, so there is no target vocabulary "
@@ -356,9 +360,11 @@ class RNNSeq2Seq(TrainablePipe):
         self.model.set_dim("nO", len(self.target_vocab))
         self.model.initialize(X=self._model_input(examples[:N_INIT_EXAMPLES]))
 
-    def _with_targets(self, examples: List[Example], where: str) -> List[Example]:
-        """The examples with a non-empty target. Raises for an example without
-        a target; skips, with a warning, those whose target is empty."""
+    def _has_targets(self, examples: List[Example], where: str) -> List[bool]:
+        """Whether each example's target is non-empty. Raises for an example
+        without a target; warns about those whose target is empty, which
+        training skips. The model still reads their Docs in `update`, so that a
+        tok2vec listened to gets back the batch it produced."""
         kept = []
         for example in examples:
             target = get_target(example.reference)
@@ -369,11 +375,10 @@ class RNNSeq2Seq(TrainablePipe):
                     "spacy_rnn.set_target(doc, text) and save the Docs with "
                     "DocBin(store_user_data=True)."
                 )
-            if target.strip():
-                kept.append(example)
-        if len(kept) < len(examples):
+            kept.append(bool(target.strip()))
+        if not all(kept):
             warnings.warn(
-                f"[{self.name}] {where}: skipped {len(examples) - len(kept)} of {len(examples)} examples "
+                f"[{self.name}] {where}: skipped {kept.count(False)} of {len(examples)} examples "
                 "whose target text is empty. Remove them from the training data to silence this warning.",
                 UserWarning,
             )
