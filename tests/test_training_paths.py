@@ -113,3 +113,39 @@ def test_listener_pipeline_skips_an_empty_target_with_a_warning():
     for a, b in zip(nlp.get_pipe("tok2vec").predict(probe), twin.get_pipe("tok2vec").predict(probe)):
         numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert [doc._.generated for doc in nlp.pipe(TEXTS)] == [doc._.generated for doc in twin.pipe(TEXTS)]
+
+
+@pytest.mark.parametrize("model", [
+    {"@architectures": "spacy_rnn.TextCatRNN.v1", "cell": "lstm", "pooling": ["max", "last", "mean", "attention"]},
+    {"@architectures": "spacy_rnn.TextCatRNN.v1", "cell": "gru"},
+    {"@architectures": "spacy_rnn.TextCatRNN.v1", "cell": "rnn"},
+    {"@architectures": "spacy_rnn.TextCatRNNEnsemble.v1", "cell": "lstm",
+     "linear_model": {"@architectures": "spacy_rnn.NgramLinear.v1", "exclusive_classes": True, "length": 512}},
+], ids=["lstm", "gru", "rnn", "ensemble"])
+def test_a_batch_of_empty_docs_trains(model):
+    nlp = spacy.blank("en")
+    textcat = nlp.add_pipe("textcat", config={"model": {**model, "exclusive_classes": True, "width": 8,
+                                                        "tok2vec": EMBED}})
+    examples = [Example.from_dict(nlp.make_doc(text), {"cats": {"POS": float(i % 2), "NEG": float(1 - i % 2)}})
+                for i, text in enumerate(TEXTS[:4])]
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(0.01))
+    docs = [nlp.make_doc("") for _ in range(3)]
+    scores, backprop = textcat.model.begin_update(docs)
+    assert scores.shape == (3, 2) and numpy.isfinite(scores).all()
+    backprop(numpy.ones_like(scores))
+    textcat.finish_update(optimizer)
+    assert textcat.model.predict([nlp.make_doc("good film")]).shape == (1, 2)
+
+
+def test_a_shared_rnn_encoder_trains_on_a_batch_of_empty_docs():
+    nlp = listener_pipeline()
+    examples = title_examples(nlp, TEXTS[:4])
+    optimizer = nlp.initialize(lambda: examples, sgd=Adam(0.01))
+    tok2vec = nlp.get_pipe("tok2vec")
+    docs = [nlp.make_doc("") for _ in range(3)]
+    vectors, backprop = tok2vec.model.begin_update(docs)
+    assert [v.shape for v in vectors] == [(0, 8)] * 3
+    backprop([numpy.zeros_like(v) for v in vectors])
+    empty_titles = [Example(doc, set_target(nlp.make_doc(""), "a title")) for doc in docs]
+    losses = nlp.update(empty_titles, sgd=optimizer)
+    assert numpy.isfinite(losses["rnn_seq2seq"])

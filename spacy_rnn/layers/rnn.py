@@ -119,8 +119,11 @@ def _run(
         raise ValueError(non_finite_message(f"the output of the '{model.name}' layer"))
 
     def backprop(d_output: Any) -> Floats2d:
-        grads = torch_backprop(ArgsKwargs(args=(tensor,), kwargs={"grad_tensors": (xp2torch(d_output),)}))
-        return torch2xp(grads.args[0])
+        d_flat = None
+        if tensor.requires_grad:  # not so for a batch without tokens, unless a weight (attention) was used
+            grads = torch_backprop(ArgsKwargs(args=(tensor,), kwargs={"grad_tensors": (xp2torch(d_output),)}))
+            d_flat = grads.args[0]
+        return model.ops.alloc2f(*flat.shape) if d_flat is None else torch2xp(d_flat)
 
     return output, backprop
 
