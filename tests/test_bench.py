@@ -1,58 +1,100 @@
-"""Smoke slices of the speed and scaling benchmarks: they run end to end and
-write sensible figures and tables (the real runs are not part of CI)."""
+"""The benchmarks project (benchmarks/project.yml) end to end with smoke-size
+vars on slices of the real data, in a copy of the project beside copies of
+the README and docs/ (the benches replace tables there): each bench writes
+sensible figures, and replaces only the tables between its markers (the real
+runs are not part of CI)."""
 import json
-import subprocess
-import sys
+import shutil
 
-from conftest import REPO
+import pytest
 
-SCRIPT = REPO / "project" / "scripts" / "bench_speed.py"
-SCALE_SCRIPT = REPO / "project" / "scripts" / "bench_scale.py"
+from conftest import REPO, data_dir
+from test_project import QUIET_THREADS, SMOKE_TIMEOUT, copy_project, load_json, run
+
+SPEED_SYSTEMS = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)", "fastText (1 thread, bigrams, dim 50)"]
+PAGES = {"README.md": ["bench-summary"], "docs/performance.md": ["bench-accuracy", "bench-speed"],
+         "docs/pretraining.md": ["bench-accuracy"], "docs/scaling.md": ["bench-scale"]}
 
 
-def test_speed_benchmark_smoke(shared_data, tmp_path):
-    doc = tmp_path / "performance.md"
-    doc.write_text("intro\n<!-- bench-speed:start -->\nold\n<!-- bench-speed:end -->\noutro\n")
-    systems = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)", "fastText (1 thread, bigrams, dim 50)"]
-    texts = [shared_data / "stars" / "sst5" / "sst5_train.jsonl", shared_data / "stars" / "marc_en" / "marc_en_train.jsonl"]
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), *[arg for path in texts for arg in ("--texts", str(path))], "--n-docs", "60",
-         "--batch-size", "16", "--pipe-batch-size", "32", "--repeats", "1", "--load", "0", "--load", "1",
-         *[arg for system in systems for arg in ("--system", system)], "--out", str(tmp_path / "speed"),
-         "--doc", str(doc)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads((tmp_path / "speed.json").read_text())
+def outside(text: str, markers) -> str:
+    """A page without what lies between the lines of its markers."""
+    for marker in markers:
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        text = text[:text.index(start)] + text[text.index(end):]
+    return text
+
+
+@pytest.fixture(scope="module")
+def benchmarks(tmp_path_factory):
+    """The `all` workflow with smoke-size vars, run once: the project folder."""
+    if not data_dir().is_dir():
+        pytest.skip(f"no real data: SPACY_RNN_DATA={data_dir()} is not a directory (point it at shared/data)")
+    root = tmp_path_factory.mktemp("benchmarks")
+    shutil.copytree(REPO / "docs", root / "docs")
+    shutil.copy(REPO / "README.md", root / "README.md")
+    project = copy_project(root, "benchmarks")
+    variables = {
+        "data_dir": data_dir(), "datasets": "sst5", "configs": "textcat_lstm.cfg", "baselines": "tfidf", "seeds": "0",
+        "max_steps": 4, "limit_train": 200, "limit_eval": 50, "pretrain_configs": "pretrain_textcat_lstm_w256.cfg",
+        "pretrain_max_words": 2000, "pretrain_epochs": 1, "speed_docs": 60, "speed_repeats": 1, "speed_loads": "0 1",
+        "speed_systems": ";".join(SPEED_SYSTEMS), "memory_tokens": 300, "scale_records": 3000, "scale_job_records": 1000,
+        "scale_repeats": 1, "scale_blocksize": "8KiB", "scale_train_steps": 2, "scale_max_workers": 2,
+        "scale_workdir": root / "scale",
+    }
+    result = run(["-m", "spacy", "project", "run", "all", str(project),
+                  *[f"--vars.{name}={value}" for name, value in variables.items()]],
+                 env=QUIET_THREADS, timeout=SMOKE_TIMEOUT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project
+
+
+def test_benches_replace_only_the_tables_between_their_markers(benchmarks):
+    root = benchmarks.parent
+    for page, markers in PAGES.items():
+        text = (root / page).read_text(encoding="utf8")
+        assert outside(text, markers) == outside((REPO / page).read_text(encoding="utf8"), markers), page
+        assert text != (REPO / page).read_text(encoding="utf8"), f"{page}: no table replaced"
+
+
+def test_accuracy_and_pretraining_tables(benchmarks):
+    accuracy = load_json(benchmarks / "metrics" / "accuracy" / "accuracy.json")
+    assert set(accuracy["sst5"]) == {"textcat_lstm", "tfidf"} and len(accuracy["sst5"]["textcat_lstm"]) == 1
+    pretraining = load_json(benchmarks / "metrics" / "pretraining" / "accuracy.json")
+    config = "pretrain_textcat_lstm_w256"
+    assert set(pretraining["sst5"]) == {config, f"{config}+pretrained", "tfidf", "fasttext"}
+    table = (benchmarks / "metrics" / "pretraining" / "accuracy.md").read_text(encoding="utf8")
+    assert " vs itself from scratch " in table and "encoder training/pretrain/movies/model-last.bin" in table
+    summary = (benchmarks.parent / "README.md").read_text(encoding="utf8")
+    assert "| spacy-rnn `textcat_lstm.cfg` |" in summary.split("<!-- bench-summary:start -->")[1]
+
+
+def test_speed_benchmark_figures(benchmarks):
+    figures = json.loads((benchmarks / "metrics" / "speed.json").read_text())
     assert [result["name"] for result in figures["results"]] == ["sst5", "marc_en"]
     for table in figures["results"]:
         assert sorted(table["rows"]) == ["0", "1"]  # idle, one busy process
         for rows in table["rows"].values():
-            assert [row["system"] for row in rows] == systems
+            assert [row["system"] for row in rows] == SPEED_SYSTEMS
             for row in rows:
                 assert row["docs"] == 60 and row["words"] > 500
                 assert row["train_wps"] > 0 and row["pipe_wps"] > 0 and row["train_words_per_cpu_s"] > 0
         for row in table["roofline"]:
             assert 0 < row["infer_gflops"] < row["matmul_gflops_one_thread"] * 1.5
             assert 0 < row["dense_gflops"] < row["matmul_gflops_one_thread"] * 1.5
-    text = doc.read_text()
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    text = (benchmarks.parent / "docs" / "performance.md").read_text(encoding="utf8")
     assert "| spacy-rnn LSTM (textcat_lstm.cfg) |" in text and "#### sst5: 60 texts" in text
     assert "training words/s, 1 busy process" in text
 
 
-def test_scaling_benchmark_smoke(tmp_path):
-    doc = tmp_path / "scaling.md"
-    doc.write_text("intro\n<!-- bench-scale:start -->\nold\n<!-- bench-scale:end -->\noutro\n")
-    result = subprocess.run(
-        [sys.executable, str(SCALE_SCRIPT), "--workdir", str(tmp_path / "work"), "--n-records", "3000",
-         "--job-records", "1000", "--blocksize", "8KiB", "--train-steps", "2", "--max-workers", "2",
-         "--out", str(tmp_path / "scale.json"), "--doc", str(doc), "--plot", str(tmp_path / "scaling.png")],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads((tmp_path / "scale.json").read_text())
-    size = (tmp_path / "work" / "reviews-3000.jsonl").stat().st_size
+def test_memory_table_has_every_case(benchmarks):
+    rows = [line for line in (benchmarks / "metrics" / "memory.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 11 and all(row.endswith(" KiB |") for row in rows[1:])
+
+
+def test_scaling_benchmark_figures(benchmarks):
+    root = benchmarks.parent
+    figures = json.loads((benchmarks / "metrics" / "scale.json").read_text())
+    size = (root / "scale" / "reviews-3000.jsonl").stat().st_size
     assert figures["planning"]["records"] == 3000 and figures["planning"]["partitions"] == -(-size // 8192)
     assert 0 < figures["planning"]["plan_s"] < 1
     assert [(run["workers"], run["records"]) for run in figures["strong"]] == [(1, 3000), (2, 3000)]
@@ -62,7 +104,6 @@ def test_scaling_benchmark_smoke(tmp_path):
     assert figures["pipe"][1]["threads"] == 1  # one process on torch's default threads, then on one
     runs = figures["job"] + figures["strong"] + figures["weak"]
     assert all(run["threads"] == 1 and 0 < run["cluster_start_s"] < run["first_task_s"] < run["wall_s"] for run in runs)
-    text = doc.read_text()
-    assert "old" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    text = (root / "docs" / "scaling.md").read_text(encoding="utf8")
     assert "| `spacy_rnn.annotate` | 2 × 1 |" in text and "**Weak scaling**: 1,500 records per worker" in text
-    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+    assert (root / "docs" / "scaling.png").read_bytes().startswith(b"\x89PNG")

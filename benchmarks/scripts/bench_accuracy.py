@@ -1,8 +1,8 @@
 """Accuracy benchmark: spacy-rnn's text classifier configs against the
 baselines, on the same splits, each trained with several seeds.
 
-For each seed, dataset and system: `spacy train` (scripts/train.py, model-best
-by dev score) or a baseline of scripts/baselines.py (TF-IDF + logistic
+For each seed, dataset and system: `spacy train` (model-best by dev score) or
+a baseline of the user project's rnnproject.baselines (TF-IDF + logistic
 regression, fastText, spaCy's TextCatBOW.v3, default TextCatEnsemble.v2 and
 TorchBiLSTMEncoder), then the test split, written to
 <out_dir>/<dataset>/seed<seed>/<system>.json with its predictions (the trained
@@ -33,40 +33,28 @@ baseline.
 import os
 import platform
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import spacy
 import torch
 import typer
-from scipy.stats import bootstrap
 from spacy.util import load_config
 from wasabi import msg
 
-from baselines import SPACY_BASELINES, fasttext_baseline, spacy_baseline, tfidf_logreg
-from common import (config_overrides, fail, git_commit, read_json, run_with_overrides, write_between_markers,
-                    write_json, write_text)
-from evaluate import evaluate_pipeline, pairwise_correct
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.baselines import SPACY_BASELINES, fasttext_baseline, spacy_baseline, tfidf_logreg
+from rnnproject.datasets import CORPORA
+from rnnproject.files import (config_overrides, fail, git_commit, read_json, run_with_overrides, write_between_markers,
+                              write_json, write_text)
+from rnnproject.metrics import N_RESAMPLES, mean_sd, paired_bootstrap, pairwise_correct
+from rnnproject.pipelines import evaluate_pipeline, train
 from spacy_rnn.corpus import read_jsonl
-from train import train
 
 PROJECT = Path(__file__).resolve().parents[1]
 CONFIGS = PROJECT.parent / "configs"
-
-
-class Dataset(NamedTuple):
-    name: str
-    stars: bool = False
-    heavy: bool = False  # about ten times the words of SST-5: fewer epochs, no slow spaCy baselines
-
-
-DATASETS = {
-    "sarcasm": Dataset("SARC-pol"),
-    "sst5": Dataset("SST-5", stars=True),
-    "sst5_phrases": Dataset("SST-5, trained on all labelled phrases", stars=True, heavy=True),
-    "marc": Dataset("MARC-en", stars=True),
-    "imdb": Dataset("IMDB", heavy=True),
-}
+DATASETS = ("sarcasm", "sst5", "sst5_phrases", "marc", "imdb")  # textcat corpora of the table
+HEAVY = {"sst5_phrases", "imdb"}  # about ten times the words of SST-5: fewer epochs, no slow spaCy baselines
 BASELINES = {
     "tfidf": "TF-IDF + logistic regression",
     "fasttext": "fastText (word bigrams)",
@@ -78,7 +66,6 @@ DETERMINISTIC = {"tfidf"}
 PRETRAINED = "+pretrained"  # the suffix of a config's key when it trains from a pretrained encoder
 PRETRAINED_LABEL = ", pretrained encoder"  # and of its name in the records and tables
 SLOW_BASELINES = {"ensemble", "bilstm"}  # not run on heavy datasets
-N_RESAMPLES = 1000
 
 
 def record_path(out_dir: Path, dataset: str, seed: int, system: str) -> Path:
@@ -90,7 +77,7 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
     """Train `system` (a config file name, `<config>+pretrained` with the
     dataset's `encoder`, or a baseline key) on `dataset` with `seed` and
     evaluate it on the test split; returns its record."""
-    corpus, stars = PROJECT / "corpus" / dataset, DATASETS[dataset].stars
+    corpus, stars = PROJECT / "corpus" / dataset, CORPORA[dataset].stars
     folder = record_path(out_dir, dataset, seed, system).parent
     key = key_of(system)
     training_dir = PROJECT / "training" / out_dir.name / dataset / f"seed{seed}" / key
@@ -107,15 +94,13 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
         return spacy_baseline(system, corpus, folder, training_dir.parent, stars, -1, overrides)
     paths = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
     train(CONFIGS / system, training_dir, {**paths, **overrides})
-    return evaluate_pipeline(
-        training_dir / "model-best", corpus / "test.spacy", folder, key, f"spacy-rnn {system}{label}",
-        stars=stars, log=training_dir / "log.jsonl", train_info=training_dir / "train.json",
-    )
+    return evaluate_pipeline(training_dir / "model-best", corpus / "test.spacy", folder, key,
+                             f"spacy-rnn {system}{label}", stars=stars)
 
 
 def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str],
                encoders: Dict[str, Path]) -> List[str]:
-    skipped = SLOW_BASELINES if DATASETS[dataset].heavy else set()
+    skipped = SLOW_BASELINES if dataset in HEAVY else set()
     pretrained = [config + PRETRAINED for config in configs] if dataset in encoders else []
     return list(configs) + pretrained + [key for key in baselines if key not in skipped]
 
@@ -151,19 +136,6 @@ def parse_encoders(encoders: str, check_files: bool) -> Dict[str, Path]:
     return parsed
 
 
-def paired_bootstrap(ours: numpy.ndarray, theirs: numpy.ndarray, seed: int = 0) -> Tuple[float, float, float]:
-    """The difference of the means of two paired per-item scores (e.g. each
-    test Doc's correctness) and its 95% percentile bootstrap interval
-    (N_RESAMPLES resamples of the items, scipy)."""
-    difference = float(ours.mean() - theirs.mean())
-    if numpy.array_equal(ours, theirs) or numpy.ptp(ours - theirs) == 0:
-        return difference, difference, difference  # every resample gives the same difference
-    interval = bootstrap((ours, theirs), lambda a, b, axis: a.mean(axis=axis) - b.mean(axis=axis), paired=True,
-                         vectorized=True, n_resamples=N_RESAMPLES, method="percentile",
-                         random_state=numpy.random.default_rng(seed)).confidence_interval
-    return difference, float(interval.low), float(interval.high)
-
-
 def item_scores(out_dir: Path, dataset: str, system: str, seeds: Sequence[int], metric: str) -> numpy.ndarray:
     """Per test Doc (accuracy) or per pair (pairwise), the system's
     correctness averaged over its seeds, from the prediction files."""
@@ -178,13 +150,6 @@ def item_scores(out_dir: Path, dataset: str, system: str, seeds: Sequence[int], 
         else:
             runs.append(numpy.array([row["gold"] == row["pred"] for row in rows], dtype=float))
     return numpy.mean(runs, axis=0)
-
-
-def mean_sd(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
-    values = [scale * value for value in values]
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{numpy.mean(values):.{digits}f} ± {numpy.std(values, ddof=1):.{digits}f}"
 
 
 def is_ensemble(key: str) -> bool:
@@ -213,11 +178,11 @@ def comparison(out_dir: Path, dataset: str, ours: str, theirs: str, records: Dic
 def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]], configs: Sequence[str],
                     seeds: Dict[str, List[int]]) -> List[str]:
     """The table of one dataset (mean ± sd per system) and its comparison lines."""
-    info = DATASETS[dataset]
+    info = CORPORA[dataset]
     pairwise = all("pairwise" in runs[0] for runs in records.values())
     header = ["system", "accuracy", "macro-F1"] + (["pairwise"] if pairwise else []) + \
         (["MAE (stars)"] if info.stars else []) + ["seeds"]
-    lines = [f"#### {info.name}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines = [f"#### {info.title}", "", "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for key, runs in records.items():
         cells = [system_name(key), mean_sd([r["accuracy"] for r in runs]), mean_sd([r["macro_f1"] for r in runs])]
         if pairwise:
@@ -267,8 +232,8 @@ def markdown(out_dir: Path, results: Dict[str, Dict[str, List[Dict]]], configs: 
         if not records:
             continue
         lines += dataset_section(out_dir, dataset, records, configs, seeds[dataset])
-        if DATASETS[dataset].heavy and skipped:
-            lines += [f"Not run on {DATASETS[dataset].name}: {', '.join(skipped)}"
+        if dataset in HEAVY and skipped:
+            lines += [f"Not run on {CORPORA[dataset].title}: {', '.join(skipped)}"
                       " (they train under 25,000 words/s here: hours per seed on ten times the words).", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -278,7 +243,7 @@ def summary(results: Dict[str, Dict[str, List[Dict]]], configs: Sequence[str]) -
     datasets = list(results)
     spacy_rnn = [key_of(config) + suffix for suffix in ("", PRETRAINED) for config in configs]
     keys = [key for key in spacy_rnn + list(BASELINES) if any(key in records for records in results.values())]
-    lines = ["| system | " + " | ".join(DATASETS[d].name for d in datasets) + " |",
+    lines = ["| system | " + " | ".join(CORPORA[d].title for d in datasets) + " |",
              "|---|" + "---:|" * len(datasets)]
     for key in keys:
         name = system_name(key)
@@ -353,9 +318,9 @@ def main(
                 if (reuse or tables_only) and path.exists():
                     record = read_json(path)
                 else:
-                    msg.divider(f"{DATASETS[dataset].name} · {system} · seed {seed}")
+                    msg.divider(f"{CORPORA[dataset].title} · {system} · seed {seed}")
                     record = run_system(system, dataset, seed, out_dir,
-                                        heavy_overrides if DATASETS[dataset].heavy else overrides,
+                                        heavy_overrides if dataset in HEAVY else overrides,
                                         encoder_files.get(dataset))
                 runs[dataset].setdefault(key, []).append(record)
                 run_seeds[dataset].setdefault(key, []).append(seed)

@@ -7,7 +7,7 @@ the peak resident memory above what the process held just before (pipeline
 built, Docs tokenized, a short batch already run) is reported, in total and
 per token that the model reads.
 
-    python scripts/bench_memory.py                  # every case, a table
+    python scripts/bench_memory.py --out metrics/memory.md   # every case, a table
     python scripts/bench_memory.py --config ../configs/textcat_lstm.cfg --max-length 0 --batch 64
 """
 import json
@@ -19,7 +19,10 @@ from typing import Optional
 
 import typer
 
-CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.files import write_text
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LIMITS = {"spacy_rnn.TextCatRNN.v1": "max_length", "spacy_rnn.RNNEncoder.v1": "max_length",
           "spacy_rnn.Seq2Seq.v1": "max_source_length"}
 SHORT = "The fabric is soft and the fit is true to size, but the colour faded after one wash."
@@ -39,7 +42,7 @@ def measure(config_path: Path, max_length, n_tokens: int, batch: int) -> dict:
     import spacy
     from spacy.training import Example
 
-    from spacy_rnn.pipeline.seq2seq import set_target
+    from spacy_rnn import set_target
 
     config = spacy.util.load_config(config_path)
     for component in config["components"].values():
@@ -65,15 +68,19 @@ def measure(config_path: Path, max_length, n_tokens: int, batch: int) -> dict:
             "peak_extra_mib": round(extra_mib, 1), "kib_per_token": round(1024 * extra_mib / tokens_read, 2)}
 
 
-def run_all(n_tokens: int) -> None:
-    print("| config | max length | batch | peak memory above idle | per token of the batch |\n|---|---|---|---|---|")
+def run_all(n_tokens: int) -> str:
+    """Every case in a fresh process: a Markdown table, printed row by row."""
+    lines = ["| config | max length | batch | peak memory above idle | per token of the batch |", "|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
     for config, max_length, batch in CASES:
         command = [sys.executable, __file__, "--config", str(CONFIGS / config), "--tokens", str(n_tokens),
                    "--batch", str(batch)] + ([] if max_length is None else ["--max-length", str(max_length)])
         result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         shown = "default" if max_length is None else "0 (none)"
-        print(f"| {config} | {shown} | {batch} | {result['peak_extra_mib']:,.0f} MiB | "
-              f"{result['kib_per_token']:.2f} KiB |", flush=True)
+        lines.append(f"| {config} | {shown} | {batch} | {result['peak_extra_mib']:,.0f} MiB | "
+                     f"{result['kib_per_token']:.2f} KiB |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
 
 
 def main(
@@ -82,12 +89,15 @@ def main(
     max_length: Optional[int] = typer.Option(None, help="Override the model's max_length (0: no limit)"),
     tokens: int = typer.Option(50_000, help="Tokens of the long Doc"),
     batch: int = typer.Option(64, help="Docs per batch, the long one included"),
+    out: Optional[Path] = typer.Option(None, help="Every case: write the table here too"),
     # fmt: on
 ):
     """Peak memory of spacy-rnn pipelines on a very long Doc: a Markdown table,
     or one case as JSON."""
     if config is None:
-        run_all(tokens)
+        table = run_all(tokens)
+        if out:
+            write_text(out, table)
     else:
         print(json.dumps(measure(config, max_length, tokens, batch)))
 

@@ -23,7 +23,7 @@ Every measurement runs in a fresh Python process:
 - strong scaling: the whole corpus on 1, 2, 4, ... workers; weak scaling: the
   same records per worker (the corpus divided by the most workers).
 
-    python project/scripts/bench_scale.py --doc docs/scaling.md --plot docs/scaling.png
+    python scripts/bench_scale.py --doc ../docs/scaling.md --plot ../docs/scaling.png
 """
 import json
 import os
@@ -40,7 +40,8 @@ import srsly
 import typer
 from wasabi import msg
 
-from common import write_between_markers
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.files import write_between_markers
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "textcat_ensemble_lstm_w64.cfg"

@@ -14,8 +14,8 @@ roofline line: the machine's fp32 matrix-product rate against the FLOPs the
 RNN does. With --gpu-id, every system and the roofline run on that GPU
 (spacy.require_gpu), as `spacy train --gpu-id` would.
 
-    python project/scripts/bench_speed.py --texts ../shared/data/stars/sst5/sst5_train.jsonl \
-        --texts ../shared/data/stars/marc_en/marc_en_train.jsonl --out metrics/bench/speed
+    python scripts/bench_speed.py --texts assets/sst5/sst5_train.jsonl \
+        --texts assets/marc_en/marc_en_train.jsonl --out metrics/speed
 """
 import json
 import os
@@ -32,7 +32,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import typer
 
-from common import git_commit, write_between_markers, write_json, write_text
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.files import git_commit, write_between_markers, write_json, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["1", "2", "3", "4", "5"]
@@ -227,29 +228,43 @@ def median_seconds(run: Callable[[], None], repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def dense_direction_gflops(network, d: int, flops_per_token: int, n_seqs: int = 16, steps: int = 100) -> float:
-    """GFLOP/s of one direction's network on a dense batch (n_seqs sequences
-    of `steps` tokens: no padding, no gathers): what the layer's shape allows."""
-    import torch
+def rnn_layer(model_cfg: Dict, d: int, width: int, bidirectional: bool, device: str):
+    """The recurrent layer of a config (`spacy_rnn.RNNEncoder.v1`, no length
+    limit) for inputs of width d, initialized on `device`."""
+    import numpy
+    from spacy.util import registry
+    from thinc.api import get_current_ops
 
-    x = torch.randn(n_seqs, steps, d, device=next(network.parameters()).device)
-    with torch.inference_mode():
-        seconds = median_seconds(lambda: [network(x) for _ in range(5)])
+    build = registry.architectures.get("spacy_rnn.RNNEncoder.v1")
+    layer = build(width=width, depth=1, cell=model_cfg["cell"], bidirectional=bidirectional,
+                  activation=model_cfg["activation"], max_length=0)
+    layer.initialize(X=[get_current_ops().asarray2f(numpy.zeros((2, d), dtype="f"))])
+    return layer
+
+
+def random_inputs(lengths: List[int], d: int) -> List:
+    import numpy
+    from thinc.api import get_current_ops
+
+    rng = numpy.random.default_rng(0)
+    return [get_current_ops().asarray2f(rng.standard_normal((n, d), dtype="f")) for n in lengths]
+
+
+def dense_direction_gflops(layer, d: int, flops_per_token: int, n_seqs: int = 16, steps: int = 100) -> float:
+    """GFLOP/s of one direction's layer on a dense batch (n_seqs sequences of
+    `steps` tokens: no padding): what the layer's shape allows."""
+    inputs = random_inputs([steps] * n_seqs, d)
+    seconds = median_seconds(lambda: [layer.predict(inputs) for _ in range(5)])
     return 5 * n_seqs * steps * flops_per_token / seconds / 1e9
 
 
 def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size: int, device: str) -> Dict:
-    """Tokens/s and GFLOP/s of the torch RNN module that `system`'s config
-    builds, alone, in inference (batches of pipe_batch_size) and in training
-    (forward + backward, batches of batch_size); medians of 3 timings."""
+    """Tokens/s and GFLOP/s of the recurrent layer that `system`'s config
+    builds (`spacy_rnn.RNNEncoder.v1`), alone, in inference (batches of
+    pipe_batch_size) and in training (forward + backward, batches of
+    batch_size); medians of 3 timings."""
     import spacy
-    import torch
     from spacy.util import load_config
-
-    from spacy_rnn.layers.torch_bridge import MODULE_THREADS
-    from spacy_rnn.nn.recurrent import RecurrentEncoder, build_direction
-
-    torch.set_num_threads(MODULE_THREADS)  # as the modules run inside spacy-rnn's layers
 
     nlp = spacy.blank("en")
     lengths = [len(doc) for doc in nlp.tokenizer.pipe(texts)]
@@ -259,27 +274,21 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
     per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
     model_cfg = load_config(REPO / "configs" / RNN_SYSTEMS[system])["components"]["textcat"]["model"]
     d = model_cfg["tok2vec"]["width"]
-    width, cell = model_cfg["width"], model_cfg["cell"]
-    directions = 2 if model_cfg["bidirectional"] else 1
+    width, cell, bidirectional = model_cfg["width"], model_cfg["cell"], model_cfg["bidirectional"]
+    directions = 2 if bidirectional else 1
     n = width // directions
-    encoder = RecurrentEncoder(
-        d, width, cell=cell, depth=1, bidirectional=model_cfg["bidirectional"], activation=model_cfg["activation"]
-    ).to(device)
+    layer = rnn_layer(model_cfg, d, width, bidirectional, device)
     direction_flops = per_gate_flops[cell] * n * (d + n)
     flops_per_token = direction_flops * directions
-    direction = build_direction(cell, d, n, model_cfg["activation"]).to(device)
-    dense_gflops = dense_direction_gflops(direction, d, direction_flops)
-    batches = split(pipe_batch_size)
-    inputs = [torch.randn(sum(batch), d, device=device) for batch in batches]
-    with torch.inference_mode():
-        infer_s = median_seconds(lambda: [encoder(x, batch) for x, batch in zip(inputs, batches)])
-    train_batches = split(batch_size)
-    train_inputs = [torch.randn(sum(batch), d, device=device) for batch in train_batches]
+    dense_gflops = dense_direction_gflops(rnn_layer(model_cfg, d, n, False, device), d, direction_flops)
+    batches = [random_inputs(batch, d) for batch in split(pipe_batch_size)]
+    infer_s = median_seconds(lambda: [layer.predict(inputs) for inputs in batches])
+    train_batches = [random_inputs(batch, d) for batch in split(batch_size)]
 
     def train_epoch() -> None:
-        for x, batch in zip(train_inputs, train_batches):
-            states, final = encoder(x, batch)
-            (states.sum() + final.sum()).backward()
+        for inputs in train_batches:
+            states, backprop = layer.begin_update(inputs)
+            backprop([layer.ops.alloc2f(*y.shape) + 1 for y in states])
     train_s = median_seconds(train_epoch)
     tokens = sum(lengths)
     return {
@@ -388,11 +397,12 @@ def roofline_table(roofline: List[Dict], matmul_size: int) -> List[str]:
         f"on all cores, {one_thread:.0f} GFLOP/s on one thread, the ceiling of a module on spacy-rnn's thread "
         "policy: the shares below are of that one. "
         "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×. "
-        "Each module is timed alone in its own process (median of interleaved runs), on the pipe batches "
-        "as they come (variable lengths, chunks padded, both directions), on one torch thread; the last column is one direction of the same layer on a dense batch, the most that "
-        "shape allows.",
+        "Each config's recurrent layer (`spacy_rnn.RNNEncoder.v1` with its settings) is timed alone in its own "
+        "process (median of interleaved runs), on the pipe batches as they come (variable lengths, both "
+        "directions), on spacy-rnn's thread policy; the last column is one direction of the same layer on a "
+        "dense batch, the most that shape allows.",
         "",
-        "| RNN module alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
+        "| RNN layer alone (spacy_rnn.RNNEncoder.v1) | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
         "| training GFLOP/s (share) | one direction, dense 16×100 batch, GFLOP/s (share) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -434,8 +444,7 @@ def texts_name(path: Path) -> str:
 
 def main(
     texts: List[Path] = typer.Option(
-        [REPO.parent / "shared" / "data" / "stars" / "sst5" / "sst5_train.jsonl",
-         REPO.parent / "shared" / "data" / "stars" / "marc_en" / "marc_en_train.jsonl"],
+        [Path("assets/sst5/sst5_train.jsonl"), Path("assets/marc_en/marc_en_train.jsonl")],
         help="JSONL files with a 'text' field, one table each (repeat the option)",
     ),
     n_docs: int = typer.Option(3000, help="texts read from each file"),
@@ -443,8 +452,8 @@ def main(
     pipe_batch_size: int = typer.Option(256, help="Docs per inference batch"),
     threads: int = typer.Option(0, help="torch threads of the process (0: torch's default)"),
     repeats: int = typer.Option(3, help="interleaved runs per system; the tables show medians"),
-    loads: List[int] = typer.Option([0, 1, 2], "--load", help="busy processes beside the systems (repeat)"),
-    systems: Optional[List[str]] = typer.Option(None, "--system", help="systems to run (repeat; default: all)"),
+    loads: str = typer.Option("0 1 2", help="busy processes beside the systems, one table column each, separated by spaces"),
+    systems: str = typer.Option("", help="systems to run, separated by ';' (default: all)"),
     roofline: bool = typer.Option(True, help="time the RNN modules alone on the idle machine"),
     out: Optional[Path] = typer.Option(None, help="write <out>.json and <out>.md"),
     doc: Optional[Path] = typer.Option(None, help="replace the tables between the bench-speed markers of this file"),
@@ -454,7 +463,7 @@ def main(
 ) -> None:
     import torch
 
-    from spacy_rnn.layers.torch_bridge import MODULE_THREADS, torch_threads
+    from spacy_rnn.threads import MODULE_THREADS, torch_threads
 
     if threads:
         torch.set_num_threads(threads)
@@ -472,11 +481,12 @@ def main(
 
     args = {"n_docs": n_docs, "batch_size": batch_size, "pipe_batch_size": pipe_batch_size, "threads": threads,
             "gpu_id": gpu_id}
-    names = systems or [*SPACY_SYSTEMS, *RNN_SYSTEMS, *([FASTTEXT] if gpu_id < 0 else [])]
+    names = [name.strip() for name in systems.split(";") if name.strip()] or [
+        *SPACY_SYSTEMS, *RNN_SYSTEMS, *([FASTTEXT] if gpu_id < 0 else [])]
     results = []
     for path in texts:
         result = {"name": texts_name(path), "path": str(path), "n_docs": n_docs, "rows": {}}
-        for load in loads:
+        for load in map(int, loads.split()):
             runs: Dict[str, List[Dict]] = {name: [] for name in names}
             with busy_processes(load):
                 jobs = [name for _ in range(repeats) for name in names]  # interleaved runs
