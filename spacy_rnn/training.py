@@ -6,6 +6,7 @@ from spacy.util import registry
 from thinc.api import Model
 
 from .layers.checked import LEARN_RATE_SCALE, SUBMODULE_LEARN_RATE_SCALES
+from .precision import check_mode, set_cpu_bf16
 
 
 @registry.callbacks("spacy_rnn.pretrained_encoder_schedule.v1")
@@ -36,6 +37,25 @@ def create_pretrained_encoder_schedule_v2(
     tok2vec and the encoder of its encoder-decoder (what `init_tok2vec` loads
     through its "encoder" ref); the decoder learns at the full rate."""
     return encoder_schedule("spacy_rnn.pretrained_encoder_schedule.v2", learn_rate_scale, frozen_steps, seq2seq=True)
+
+
+@registry.callbacks("spacy_rnn.cpu_bf16.v1")
+def create_cpu_bf16(mode: str = "auto") -> Callable[[Language], Language]:
+    """An `[nlp.after_pipeline_creation]` callback that sets spacy-rnn's bf16
+    mixed precision on the CPU (`spacy_rnn.precision`) for the whole process,
+    so that `spacy train`, `spacy pretrain` and `spacy.load` of the saved
+    pipeline all run under it. It logs whether bf16 is on and why.
+
+    mode (str): "auto": on where the CPU computes bf16 natively; "on": always
+        (emulated, slowly, elsewhere); "off": fp32, the default without it.
+    """
+    check_mode(mode)
+
+    def set_precision(nlp: Language) -> Language:
+        set_cpu_bf16(mode)
+        return nlp
+
+    return set_precision
 
 
 def encoder_schedule(name: str, learn_rate_scale: float, frozen_steps: int, seq2seq: bool) -> Callable:

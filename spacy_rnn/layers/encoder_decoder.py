@@ -28,6 +28,7 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats1d, Floats2d
 
 from ..nn.encoder_decoder import EncoderDecoder
+from ..precision import cpu_autocast
 from ..target_vocab import BOS, EOS, PAD, UNK
 from ..threads import module_threads
 from .checked import CheckedChain, CheckedModel
@@ -274,7 +275,7 @@ def generate(
     (flat, lengths), _ = _source_input(encoder_decoder, vectors, is_train=False)
     source_tensor = _source_ids_tensor(encoder_decoder, source_ids, lengths)
     module.eval()
-    with module_threads():
+    with module_threads(), cpu_autocast():
         ids, sources = module.generate(
             flat, lengths, bos=BOS, eos=EOS, unk=UNK, banned=(PAD, BOS), max_length=max_length,
             beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size,

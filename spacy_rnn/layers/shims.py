@@ -3,9 +3,10 @@
 `TorchModuleShim` holds a torch module that is built from keyword arguments
 once the dimensions are known (in `Model.initialize`), and that can be
 rebuilt from its saved bytes alone (`spacy_rnn.layers.weights`). It runs
-the module under spacy-rnn's thread policy (`spacy_rnn.threads`) and updates
-its weights in place. `SubmoduleShim` runs, updates and saves one submodule
-of another shim's module.
+the module under spacy-rnn's thread policy (`spacy_rnn.threads`) and
+precision policy (`spacy_rnn.precision`), and updates its weights in place.
+`SubmoduleShim` runs, updates and saves one submodule of another shim's
+module.
 """
 import copy
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import torch
 from thinc.api import Optimizer, get_torch_default_device, torch2xp, xp2torch
 from thinc.shims import PyTorchShim, Shim
 
+from ..precision import cpu_autocast
 from ..threads import module_threads
 from .weights import NOT_BUILT, read_weights_record, settings_differences, weights_record
 
@@ -38,9 +40,12 @@ class TorchModuleShim(PyTorchShim):
 
     def __call__(self, inputs: Any, is_train: bool) -> Tuple[Any, Callable]:
         """The module's output and backprop callback, each computed under
-        the thread policy (module_threads)."""
-        with module_threads():
+        the thread policy (module_threads); the forward pass under the
+        precision policy (cpu_autocast), its bf16 outputs handed over in fp32
+        (pass these to the callback: the cast is part of the graph)."""
+        with module_threads(), cpu_autocast():
             output, backprop = super().__call__(inputs, is_train)
+            output = to_float32(output)
 
         def backprop_on_module_threads(d_output: Any) -> Any:
             with module_threads():
@@ -135,6 +140,17 @@ class TorchModuleShim(PyTorchShim):
         """The settings and weights of a saved record, checked against the
         config's settings (see `read_weights_record`)."""
         return read_weights_record(bytes_data, self.module_class.__name__, self.settings)
+
+
+def to_float32(output: Any) -> Any:
+    """A module's output with its bf16 tensors cast to fp32 (autocast's
+    output), in tuples too; everything else as it is."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.dtype == torch.bfloat16 else output
+    if isinstance(output, tuple):
+        items = [to_float32(item) for item in output]
+        return type(output)(*items) if hasattr(output, "_fields") else tuple(items)
+    return output
 
 
 class SubmoduleShim(TorchModuleShim):

@@ -26,7 +26,10 @@ cov_t,i · (v·h_t + b), and each step has the coverage loss
 Σ_i min(a_t,i, cov_t,i).
 
 In all, the decoder starts from tanh(W_b · final encoder state) and a linear
-layer gives the logits over the target vocabulary. `EncoderDecoder.generate`
+layer gives the logits over the target vocabulary. Under bf16 autocast
+(`spacy_rnn.precision`) the matrix products run in bf16; the attention
+weights, p_gen, the copy mixture, coverage, the log-softmax of the search
+and the decoder's initial state are fp32. `EncoderDecoder.generate`
 searches with `spacy_rnn.nn.search`, driven by a step function.
 """
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
@@ -34,6 +37,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..precision import autocast_input
 from .recurrent import ACTIVATIONS, TORCH_RNN_ACTIVATIONS, RecurrentEncoder
 from .search import beam_search, greedy_search
 
@@ -112,9 +116,9 @@ class DecoderRNN(nn.Module):
 
     def forward(self, inputs: Tensor, state: State) -> Tuple[Tensor, State]:
         if self.rnn is not None:
-            return self.rnn(inputs, state)
+            return self.rnn(autocast_input(inputs) if self.cell == "lstm" else inputs, state)
         act = ACTIVATIONS[self.activation]
-        projected = self.input(inputs)
+        projected = self.input(inputs).float()  # the state stays fp32 under autocast
         hidden = state[0]
         outputs = []
         for step in range(projected.shape[1]):
@@ -192,8 +196,8 @@ class EncoderDecoder(nn.Module):
         return Memory(padded, mask, final, padded_ids, n_classes)
 
     def start(self, memory: Memory) -> DecoderState:
-        rnn = self.decoder_rnn.initial_state(torch.tanh(self.bridge(memory.final)))
-        coverage = memory.states.new_zeros((1, *memory.mask.shape)) if self.coverage else None
+        rnn = self.decoder_rnn.initial_state(torch.tanh(self.bridge(memory.final).float()))
+        coverage = memory.states.new_zeros((1, *memory.mask.shape), dtype=torch.float32) if self.coverage else None
         return DecoderState(rnn, coverage)
 
     def decode(self, tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderOutput:
@@ -212,7 +216,7 @@ class EncoderDecoder(nn.Module):
         state = DecoderState(rnn_state, coverage)
         if self.decoder == "attention":
             return DecoderOutput(logits, state, weights, None, coverage_loss)
-        p_gen = torch.sigmoid(self.switch(torch.cat([context, hidden, embedded], dim=2))).squeeze(2)
+        p_gen = torch.sigmoid(self.switch(torch.cat([context, hidden, embedded], dim=2)).float()).squeeze(2)
         p_gen = torch.where(memory.mask.any(dim=1)[:, None], p_gen, torch.ones_like(p_gen))  # nothing to copy
         return DecoderOutput(self.mix(logits, weights, p_gen, memory), state, weights, p_gen, coverage_loss)
 
@@ -238,7 +242,7 @@ class EncoderDecoder(nn.Module):
     def mix(self, logits: Tensor, weights: Tensor, p_gen: Tensor, memory: Memory) -> Tensor:
         """log(p_gen P_vocab(w) + (1 − p_gen) Σ_{i: id_i = w} a_i) for every id w
         of the extended vocabulary: (batch, steps, n_classes)."""
-        generated = torch.softmax(logits, dim=2) * p_gen[..., None]
+        generated = torch.softmax(logits.float(), dim=2) * p_gen[..., None]
         mixed = nn.functional.pad(generated, (0, memory.n_classes - self.n_ids))
         ids = memory.source_ids[:, None, :].expand_as(weights)
         mixed = mixed.scatter_add(2, ids, weights * (1 - p_gen)[..., None])
@@ -304,7 +308,7 @@ class EncoderDecoder(nn.Module):
         def step(previous: Tensor, state: DecoderState) -> Tuple[Tensor, DecoderState, Optional[Tensor]]:
             output = self.decode(previous.masked_fill(previous >= self.n_ids, unk)[:, None], state, memory)
             scores = output.scores[:, 0]
-            log_probs = scores if self.decoder == "copy" else torch.log_softmax(scores, dim=1)
+            log_probs = scores if self.decoder == "copy" else torch.log_softmax(scores.float(), dim=1)
             if bonus is not None:
                 log_probs = log_probs + bonus
             attended = None if output.attention is None else output.attention[:, 0].argmax(dim=1)
@@ -320,6 +324,7 @@ class EncoderDecoder(nn.Module):
 
 def _attention_weights(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax of the scores over the real source positions (mask broadcast
-    to the scores); all zero for a Doc without tokens."""
+    to the scores), in fp32; all zero for a Doc without tokens."""
+    scores = scores.float()
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     return torch.softmax(scores, dim=-1) * mask

@@ -35,6 +35,27 @@ def adaptive_cutoffs(n_classes: int, cutoffs: Sequence[int]) -> List[int]:
     return [cutoff for cutoff in cutoffs if cutoff < n_classes] or [max(1, n_classes // 2)]
 
 
+class AdaptiveLogSoftmax(nn.AdaptiveLogSoftmaxWithLoss):
+    """torch's adaptive softmax (the same weights, saved under the same
+    names) with a `log_likelihood` that also works under bf16 autocast: the
+    head's and clusters' products may run in bf16, their log-softmax and
+    the sum of a word's head and in-cluster log-probabilities run in fp32."""
+
+    def log_likelihood(self, input: Tensor, target: Tensor) -> Tensor:
+        """log P(target) of each row of input (n, in_features), (n,)."""
+        head_logprob = torch.log_softmax(self.head(input).float(), dim=1)
+        cluster = torch.bucketize(target, torch.as_tensor(self.cutoffs, device=target.device), right=True)
+        head_column = torch.where(cluster == 0, target, self.shortlist_size + cluster - 1)
+        loglik = head_logprob.gather(1, head_column[:, None]).squeeze(1)
+        for index, (low, high) in enumerate(zip(self.cutoffs, self.cutoffs[1:])):
+            rows = ((target >= low) & (target < high)).nonzero().squeeze(1)
+            if len(rows):
+                cluster_logprob = torch.log_softmax(self.tail[index](input[rows]).float(), dim=1)
+                in_cluster = cluster_logprob.gather(1, (target[rows] - low)[:, None]).squeeze(1)
+                loglik = loglik.index_add(0, rows, in_cluster)
+        return loglik
+
+
 class BiLMHeads(nn.Module):
     """One adaptive softmax per direction over states (n_tokens, nI) whose
     first half is the forward direction's and second half the backward's
@@ -49,7 +70,7 @@ class BiLMHeads(nn.Module):
         super().__init__()
         directions = 2 if bidirectional else 1
         self.heads = nn.ModuleList(
-            nn.AdaptiveLogSoftmaxWithLoss(
+            AdaptiveLogSoftmax(
                 nI // directions, n_classes, adaptive_cutoffs(n_classes, cutoffs), div_value=div_value, head_bias=True
             )
             for _ in range(directions)
@@ -58,4 +79,6 @@ class BiLMHeads(nn.Module):
     def forward(self, states: Tensor, lengths: Sequence[int], ids: Tensor) -> Tensor:
         halves = states.chunk(len(self.heads), dim=1)
         targets = neighbour_targets(ids, lengths)
-        return torch.stack([head(half, target).output for head, half, target in zip(self.heads, halves, targets)], 1)
+        return torch.stack(
+            [head.log_likelihood(half, target) for head, half, target in zip(self.heads, halves, targets)], 1
+        )

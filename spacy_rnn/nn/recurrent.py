@@ -13,6 +13,7 @@ from typing import List, NamedTuple, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..precision import autocast_input, in_callers_precision
 from ..threads import directions_run_concurrently, on_second_thread
 
 CELLS = ("rnn", "lstm", "gru")
@@ -110,7 +111,8 @@ class ElmanLayer(nn.Module):
 
     N·d + N² + N weights (a single bias). The input projection of every step
     is a single matrix product; only the recurrence is a loop, with its own
-    backward pass (ElmanRecurrence).
+    backward pass (ElmanRecurrence). Under bf16 autocast the input projection
+    runs in bf16 and the recurrence in fp32.
     """
 
     def __init__(self, input_size: int, hidden_size: int, activation: str):
@@ -129,10 +131,12 @@ class ElmanRecurrence(torch.autograd.Function):
     Backpropagation through time is written out as one loop of two small
     matrix products per step, instead of an autograd graph of T steps. The
     activation's derivative is taken from its output: sigmoid h(1-h), tanh
-    1-h², relu [h > 0].
+    1-h², relu [h > 0]. Always in fp32: under CPU autocast its inputs are
+    cast to fp32 and autocast is off inside, backward too.
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(ctx, projected: Tensor, weight_t: Tensor, activation: str) -> Tensor:
         act = ACTIVATIONS[activation]
         states = torch.empty_like(projected)
@@ -145,6 +149,7 @@ class ElmanRecurrence(torch.autograd.Function):
         return states
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, d_states: Tensor):
         states, weight_t = ctx.saved_tensors
         derivative = {
@@ -167,7 +172,8 @@ class ElmanRecurrence(torch.autograd.Function):
 
 class TorchRNNLayer(nn.Module):
     """One direction of one layer with PyTorch's fused kernel, returning only
-    the states (batch, steps, N)."""
+    the states (batch, steps, N). Under CPU autocast an LSTM reads its input
+    in bf16 (see `spacy_rnn.precision.autocast_input`)."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, activation: str):
         super().__init__()
@@ -179,7 +185,7 @@ class TorchRNNLayer(nn.Module):
             self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=activation, batch_first=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.rnn(x)[0]
+        return self.rnn(autocast_input(x) if isinstance(self.rnn, nn.LSTM) else x)[0]
 
 
 def build_direction(cell: str, input_size: int, hidden_size: int, activation: str) -> nn.Module:
@@ -239,13 +245,14 @@ class RecurrentEncoder(nn.Module):
 
 def run_directions(batch: ChunkedBatch, directions: nn.ModuleList, states: Tensor) -> List[Tuple[Tensor, Tensor]]:
     """(states, final states) of each direction of a layer; on the CPU, both
-    at once where the thread policy allows it (`spacy_rnn.threads`)."""
+    at once where the thread policy allows it (`spacy_rnn.threads`), both in
+    the caller's precision."""
     if len(directions) == 1 or states.device.type != "cpu" or not directions_run_concurrently():
         return [batch.run(network, states, backward=i == 1) for i, network in enumerate(directions)]
     if torch.is_grad_enabled() and (states.requires_grad or any(p.requires_grad for p in directions.parameters())):
         outputs = ConcurrentDirections.apply(states, batch, directions, *directions.parameters())
         return [outputs[:2], outputs[2:]]
-    backward = on_second_thread(lambda: batch.run(directions[1], states, backward=True))
+    backward = on_second_thread(in_callers_precision(lambda: batch.run(directions[1], states, backward=True)))
     return [batch.run(directions[0], states, backward=False), backward.result()]
 
 
@@ -263,7 +270,7 @@ class ConcurrentDirections(torch.autograd.Function):
             with torch.enable_grad():
                 return batch.run(directions[i], inputs[i], backward=i == 1)
 
-        second = on_second_thread(lambda: direction(1))
+        second = on_second_thread(in_callers_precision(lambda: direction(1)))
         ctx.inputs, ctx.outputs = inputs, [direction(0), second.result()]
         return tuple(t.detach() for output in ctx.outputs for t in output)
 
@@ -286,7 +293,7 @@ class Pooling(nn.Module):
     """One vector per sequence from its states: the concatenation of the
     chosen reductions ('last' = the encoder's final state; 'mean', 'max',
     'attention' = softmax-weighted sum with a learned scoring vector).
-    Zero-length sequences pool to zeros."""
+    Zero-length sequences pool to zeros. Pools in fp32 (bf16 states are cast)."""
 
     def __init__(self, width: int, methods: Sequence[str]):
         super().__init__()
@@ -294,6 +301,7 @@ class Pooling(nn.Module):
         self.attention = nn.Linear(width, 1) if "attention" in self.methods else None
 
     def forward(self, states: Tensor, final: Tensor, lengths: Sequence[int]) -> Tensor:
+        states, final = states.float(), final.float()
         lengths_t = torch.as_tensor(list(lengths), dtype=torch.long, device=states.device)
         segment = torch.repeat_interleave(torch.arange(len(lengths_t), device=states.device), lengths_t)
         pooled = []
@@ -310,7 +318,7 @@ class Pooling(nn.Module):
         return torch.cat(pooled, dim=1) if len(pooled) > 1 else pooled[0]
 
     def attend(self, states: Tensor, segment: Tensor, n_seqs: int) -> Tensor:
-        scores = self.attention(states)  # (n_tokens, 1)
+        scores = self.attention(states).float()  # (n_tokens, 1)
         scores = scores - segment_max(scores, segment, n_seqs).detach()[segment]
         weights = scores.exp()
         weights = weights / segment_sum(weights, segment, n_seqs)[segment]
