@@ -139,10 +139,7 @@ def figures(path: Path) -> List[Figure]:
 
 # Pages whose rewrite is under way elsewhere: strict, so the mark fails as soon as the page passes and
 # must then be removed. Keep this empty otherwise.
-PENDING = {
-    "docs/project.md": "docs/project.md is rewritten with the user project (issue 27): its timings, "
-                       "memory figures and the SST-5 phrases score move to experiments/NOTES.md or its table",
-}
+PENDING = {}
 
 
 def policed_pages():
