@@ -37,7 +37,7 @@ def benchmarks(tmp_path_factory):
         "data_dir": data_dir(), "datasets": "sst5", "configs": "textcat_lstm.cfg", "baselines": "tfidf", "seeds": "0",
         "max_steps": 4, "limit_train": 200, "limit_eval": 50, "pretrain_configs": "pretrain_textcat_lstm_w256.cfg",
         "pretrain_max_words": 2000, "pretrain_epochs": 1, "speed_docs": 60, "speed_repeats": 1, "speed_loads": "0 1",
-        "speed_systems": ";".join(SPEED_SYSTEMS), "memory_tokens": 300, "scale_records": 3000, "scale_job_records": 1000,
+        "speed_systems": ";".join(SPEED_SYSTEMS), "speed_roofline": "textcat_lstm.cfg", "memory_tokens": 300, "scale_records": 3000, "scale_job_records": 1000,
         "scale_repeats": 1, "scale_blocksize": "8KiB", "scale_train_steps": 2, "scale_max_workers": 2,
         "scale_workdir": root / "scale",
     }
@@ -78,10 +78,15 @@ def test_speed_benchmark_figures(benchmarks):
             for row in rows:
                 assert row["docs"] == 60 and row["words"] > 500
                 assert row["train_wps"] > 0 and row["pipe_wps"] > 0 and row["train_words_per_cpu_s"] > 0
+        assert [row["system"] for row in table["roofline"]] == ["LSTM w128 (textcat_lstm.cfg)"]
         for row in table["roofline"]:
             assert 0 < row["infer_gflops"] < row["matmul_gflops_one_thread"] * 1.5
-            assert 0 < row["dense_gflops"] < row["matmul_gflops_one_thread"] * 1.5
+            assert 0 < row["dense_gflops"] < row["ceiling_fp32"] * 1.5 and row["ceiling_bf16"] > 0
+    environment = figures["machine"]["environment"]
+    assert environment["cpu_model"] and environment["torch_cpu_capability"] and environment["blis_kernels"]
+    assert figures["machine"]["thinc_gemm"] in ("blis", "numpy") and figures["machine"]["keep_env"] is False
     text = (benchmarks.parent / "docs" / "performance.md").read_text(encoding="utf8")
+    assert "Environment of the run" in text and f"CPU: {environment['cpu_model']}" in text
     assert "| spacy-rnn LSTM (textcat_lstm.cfg) |" in text and "#### sst5: 60 texts" in text
     assert "training words/s, 1 busy process" in text
 

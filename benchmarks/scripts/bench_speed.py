@@ -9,17 +9,25 @@ systems interleaved and repeated: training words/s and words per CPU-second
 (nlp.update over one epoch, pre-tokenized, batches of --batch-size Docs),
 inference words/s with `nlp.pipe` (tokenizer included) and with the model
 alone (batches of --pipe-batch-size Docs), and peak resident memory. fastText
-trains one epoch on one thread on the same texts. Then, on the idle machine, a
-roofline line: the machine's fp32 matrix-product rate against the FLOPs the
-RNN does. With --gpu-id, every system and the roofline run on that GPU
-(spacy.require_gpu), as `spacy train --gpu-id` would.
+trains on one thread on the same texts. Then, on the idle machine, a roofline:
+each config's recurrent layer alone against the matrix-product rate of the
+machine and of its own shapes, in fp32 and bf16. With --gpu-id, every system
+and the roofline run on that GPU (spacy.require_gpu), as `spacy train
+--gpu-id` would.
+
+Ratios hold only for the kind of CPU and the kernels they were measured with,
+so the report opens with the environment (rnnproject.environment): CPU model,
+ISA flags, BLAS and BLIS kernels, versions, thread and kernel variables, with
+a warning for each setting known to slow a library. Every library runs on its
+proper kernel: the child processes drop the variables that force kernels
+(--keep-env keeps them), and where BLIS, thinc's matrix product, has only its
+generic kernels for the CPU, thinc multiplies with numpy's BLAS instead
+(--thinc-gemm).
 
     python scripts/bench_speed.py --texts assets/sst5/sst5_train.jsonl \
         --texts assets/marc_en/marc_en_train.jsonl --out metrics/speed
 """
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -33,6 +41,8 @@ from typing import Callable, Dict, Iterator, List, Optional
 import typer
 
 import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.environment import KERNEL_VARIABLES, clean_environ, environment, warnings_for
+from rnnproject.environment import markdown as environment_markdown
 from rnnproject.files import git_commit, write_between_markers, write_json, write_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,19 +103,23 @@ def read_texts(path: Path, n_docs: int) -> List[str]:
 
 
 def build_nlp(system: str):
+    """The system's pipeline and its optimizer, as `spacy train` would build
+    them: a spacy-rnn config's own [training.optimizer], spaCy's default
+    training config's for spaCy's built-ins."""
     import spacy
-    from spacy.util import load_config
+    from spacy.language import DEFAULT_CONFIG
+    from spacy.util import load_config, registry
 
+    nlp = spacy.blank("en")
     if system in RNN_SYSTEMS:
         config = load_config(REPO / "configs" / RNN_SYSTEMS[system])
-        model = config["components"]["textcat"]["model"]
-        nlp = spacy.blank("en")
-        nlp.add_pipe("textcat", config={"model": model})
-        return nlp
-    nlp = spacy.blank("en")
-    model = SPACY_SYSTEMS[system]
-    nlp.add_pipe("textcat", config={"model": model} if model else {})
-    return nlp
+        nlp.add_pipe("textcat", config={"model": config["components"]["textcat"]["model"]})
+        optimizer = config["training"]["optimizer"]
+    else:
+        model = SPACY_SYSTEMS[system]
+        nlp.add_pipe("textcat", config={"model": model} if model else {})
+        optimizer = DEFAULT_CONFIG["training"]["optimizer"]
+    return nlp, registry.resolve({"optimizer": optimizer})["optimizer"]
 
 
 def synchronize() -> None:
@@ -121,19 +135,19 @@ def measure(system: str, texts: List[str], batch_size: int, pipe_batch_size: int
     import spacy
     import torch
     from spacy.training import Example
-    from thinc.api import Adam, fix_random_seed
+    from thinc.api import fix_random_seed
 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     fix_random_seed(0)
-    nlp = build_nlp(system)
+    nlp, optimizer = build_nlp(system)
     docs = list(nlp.tokenizer.pipe(texts))
     n_words = sum(len(doc) for doc in docs)
     examples = [
         Example.from_dict(doc, {"cats": {label: float(label == LABELS[i % 5]) for label in LABELS}})
         for i, doc in enumerate(docs)
     ]
-    optimizer = nlp.initialize(lambda: examples[:100], sgd=Adam(0.001))
+    nlp.initialize(lambda: examples[:100], sgd=optimizer)
     batches = [examples[i : i + batch_size] for i in range(0, len(examples), batch_size)]
     nlp.update(batches[0], sgd=optimizer, drop=0.1)  # warm-up: one-time lazy imports and allocations
     list(nlp.pipe(texts[:pipe_batch_size], batch_size=pipe_batch_size))
@@ -250,6 +264,9 @@ def random_inputs(lengths: List[int], d: int) -> List:
     return [get_current_ops().asarray2f(rng.standard_normal((n, d), dtype="f")) for n in lengths]
 
 
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight matrices per direction: FLOPs per token 2·gates·N(d+N), forward
+
+
 def dense_direction_gflops(layer, d: int, flops_per_token: int, n_seqs: int = 16, steps: int = 100) -> float:
     """GFLOP/s of one direction's layer on a dense batch (n_seqs sequences of
     `steps` tokens: no padding): what the layer's shape allows."""
@@ -258,11 +275,37 @@ def dense_direction_gflops(layer, d: int, flops_per_token: int, n_seqs: int = 16
     return 5 * n_seqs * steps * flops_per_token / seconds / 1e9
 
 
-def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size: int, device: str) -> Dict:
-    """Tokens/s and GFLOP/s of the recurrent layer that `system`'s config
-    builds (`spacy_rnn.RNNEncoder.v1`), alone, in inference (batches of
-    pipe_batch_size) and in training (forward + backward, batches of
-    batch_size); medians of 3 timings."""
+def shape_ceiling_gflops(d: int, n: int, gates: int, dtype: str, device: str, n_seqs: int = 16,
+                         steps: int = 100) -> float:
+    """GFLOP/s of the matrix products alone that one direction does on that
+    dense batch, at its own shapes, in `dtype`, on spacy-rnn's thread policy:
+    the input projection of all steps, (n_seqs·steps × d) @ (d × gates·n),
+    then `steps` recurrent products (n_seqs × n) @ (n × gates·n). The most
+    the module could reach at those shapes."""
+    import torch
+
+    from spacy_rnn.threads import MODULE_THREADS, torch_threads
+
+    kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    x, w = torch.randn(n_seqs * steps, d, dtype=kind, device=device), torch.randn(d, gates * n, dtype=kind, device=device)
+    h, u = torch.randn(n_seqs, n, dtype=kind, device=device), torch.randn(n, gates * n, dtype=kind, device=device)
+
+    def products() -> None:
+        x @ w
+        for _ in range(steps):
+            h @ u
+
+    with torch_threads(MODULE_THREADS):
+        seconds = median_seconds(products, repeats=5)
+    return 2 * gates * n * (d + n) * n_seqs * steps / seconds / 1e9
+
+
+def roofline_row(config_name: str, texts: List[str], batch_size: int, pipe_batch_size: int, device: str) -> Dict:
+    """Tokens/s and GFLOP/s of the recurrent layer that a config builds
+    (`spacy_rnn.RNNEncoder.v1` with its settings), alone, in inference
+    (batches of pipe_batch_size) and in training (forward + backward, batches
+    of batch_size); one direction on a dense batch beside the ceilings of its
+    own matrix shapes in fp32 and bf16; medians of 3 timings."""
     import spacy
     from spacy.util import load_config
 
@@ -271,14 +314,13 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
 
     def split(size: int) -> List[List[int]]:
         return [lengths[i : i + size] for i in range(0, len(lengths), size)]
-    per_gate_flops = {"lstm": 8, "gru": 6, "rnn": 2}  # × N(d+N) per direction, forward
-    model_cfg = load_config(REPO / "configs" / RNN_SYSTEMS[system])["components"]["textcat"]["model"]
+    model_cfg = load_config(REPO / "configs" / config_name)["components"]["textcat"]["model"]
     d = model_cfg["tok2vec"]["width"]
     width, cell, bidirectional = model_cfg["width"], model_cfg["cell"], model_cfg["bidirectional"]
     directions = 2 if bidirectional else 1
     n = width // directions
     layer = rnn_layer(model_cfg, d, width, bidirectional, device)
-    direction_flops = per_gate_flops[cell] * n * (d + n)
+    direction_flops = 2 * GATES[cell] * n * (d + n)
     flops_per_token = direction_flops * directions
     dense_gflops = dense_direction_gflops(rnn_layer(model_cfg, d, n, False, device), d, direction_flops)
     batches = [random_inputs(batch, d) for batch in split(pipe_batch_size)]
@@ -292,13 +334,15 @@ def roofline_row(system: str, texts: List[str], batch_size: int, pipe_batch_size
     train_s = median_seconds(train_epoch)
     tokens = sum(lengths)
     return {
-        "system": system,
+        "system": f"{cell.upper() if cell != 'rnn' else 'Elman'} w{width} ({config_name})",
         "flops_per_token": flops_per_token,
         "infer_tokens_per_s": tokens / infer_s,
         "infer_gflops": tokens * flops_per_token / infer_s / 1e9,
         "train_tokens_per_s": tokens / train_s,
         "train_gflops": 3 * tokens * flops_per_token / train_s / 1e9,
         "dense_gflops": dense_gflops,
+        "ceiling_fp32": shape_ceiling_gflops(d, n, GATES[cell], "fp32", device),
+        "ceiling_bf16": shape_ceiling_gflops(d, n, GATES[cell], "bf16", device),
     }
 
 
@@ -316,14 +360,16 @@ def busy_processes(n: int) -> Iterator[None]:
 
 
 def run_in_subprocess(system: str, texts: Path, args: Dict, roofline: bool = False) -> Dict:
-    """One row (or, with roofline, one roofline row) measured in a fresh process."""
+    """One row (or, with roofline, one roofline row) measured in a fresh
+    process, without the variables that force a library's kernels unless
+    --keep-env."""
     cmd = [
         sys.executable, __file__, "--one", system, *(["--roofline-row"] if roofline else []),
         "--texts", str(texts), "--n-docs", str(args["n_docs"]),
         "--batch-size", str(args["batch_size"]), "--pipe-batch-size", str(args["pipe_batch_size"]),
-        "--threads", str(args["threads"]), "--gpu-id", str(args["gpu_id"]),
+        "--threads", str(args["threads"]), "--gpu-id", str(args["gpu_id"]), "--thinc-gemm", args["thinc_gemm"],
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=clean_environ(args["keep_env"]))
     if result.returncode != 0:
         raise RuntimeError(f"benchmark of {system!r} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -394,35 +440,43 @@ def roofline_table(roofline: List[Dict], matmul_size: int) -> List[str]:
     one_thread = roofline[0]["matmul_gflops_one_thread"]
     lines = [
         f"Roofline (idle machine): fp32 {matmul_size}² matrix product {roofline[0]['matmul_gflops']:.0f} GFLOP/s "
-        f"on all cores, {one_thread:.0f} GFLOP/s on one thread, the ceiling of a module on spacy-rnn's thread "
-        "policy: the shares below are of that one. "
-        "FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training ≈ 3×. "
-        "Each config's recurrent layer (`spacy_rnn.RNNEncoder.v1` with its settings) is timed alone in its own "
-        "process (median of interleaved runs), on the pipe batches as they come (variable lengths, both "
-        "directions), on spacy-rnn's thread policy; the last column is one direction of the same layer on a "
-        "dense batch, the most that shape allows.",
+        f"on all cores, {one_thread:.0f} GFLOP/s on one thread (spacy-rnn's modules compute on one thread per "
+        "direction). FLOPs per token, forward: LSTM 8N(d+N), GRU 6N(d+N), Elman 2N(d+N) per direction; training "
+        "≈ 3×. Each config's recurrent layer (`spacy_rnn.RNNEncoder.v1` with its settings) is timed alone in its "
+        "own process (median of interleaved runs): on the pipe batches as they come (variable lengths, both "
+        "directions; shares of the one-thread ceiling), and one direction on a dense batch of 16 sequences of "
+        "100 tokens, beside the ceiling of that direction's own matrix products at their shapes (the input "
+        "projection of all steps, then one small product per step) in fp32, the precision it runs in, and in "
+        "bf16.",
         "",
-        "| RNN layer alone (spacy_rnn.RNNEncoder.v1) | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
-        "| training GFLOP/s (share) | one direction, dense 16×100 batch, GFLOP/s (share) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| RNN layer alone | FLOPs/token | inference tokens/s | inference GFLOP/s (share) | training tokens/s "
+        "| training GFLOP/s (share) | one direction, dense 16×100, GFLOP/s | its shapes' fp32 ceiling, GFLOP/s "
+        "(share) | its shapes' bf16 ceiling, GFLOP/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in roofline:
-        ceiling = row["matmul_gflops_one_thread"]
         lines.append(
             f"| {row['system']} | {row['flops_per_token']:,} | {row['infer_tokens_per_s']:,.0f} | "
-            f"{row['infer_gflops']:.1f} ({row['infer_gflops'] / ceiling:.0%}) | {row['train_tokens_per_s']:,.0f} | "
-            f"{row['train_gflops']:.1f} ({row['train_gflops'] / ceiling:.0%}) | "
-            f"{row['dense_gflops']:.1f} ({row['dense_gflops'] / ceiling:.0%}) |"
+            f"{row['infer_gflops']:.1f} ({row['infer_gflops'] / one_thread:.0%}) | {row['train_tokens_per_s']:,.0f} | "
+            f"{row['train_gflops']:.1f} ({row['train_gflops'] / one_thread:.0%}) | {row['dense_gflops']:.1f} | "
+            f"{row['ceiling_fp32']:.1f} ({row['dense_gflops'] / row['ceiling_fp32']:.0%}) | {row['ceiling_bf16']:.1f} |"
         )
     return lines
 
 
 def markdown(results: List[Dict], machine: Dict) -> str:
+    gemm = {"numpy": "numpy's BLAS (thinc's NumpyOps with use_blis=False, as BLIS has no kernels for this CPU)",
+            "blis": "BLIS, thinc's default"}[machine["thinc_gemm"]]
     lines = [
-        f"Machine: {machine['cpu']} · {machine['cores']} cores · run on {machine['device']} · torch threads "
-        f"{machine['torch_threads']} (spacy-rnn's modules compute on one) · training batches of "
-        f"{machine['batch_size']} Docs, inference batches of {machine['pipe_batch_size']} · median of "
-        f"{machine['repeats']} interleaved runs · commit {machine['commit']}",
+        "Environment of the run (the ratios hold for this kind of CPU and these kernels):", "",
+        environment_markdown(machine["environment"]),
+        f"- Run: on {machine['device']} · torch threads {machine['torch_threads']} (spacy-rnn's modules compute "
+        f"on one) · thinc's matrix product (spaCy's built-ins, spacy-rnn's output layers): {gemm} · child "
+        f"processes {'keep' if machine['keep_env'] else 'run without'} the kernel variables "
+        f"{', '.join(KERNEL_VARIABLES)} · each system trains with its config's optimizer (spaCy's built-ins: "
+        f"spaCy's default training config's) · training batches of {machine['batch_size']} Docs, inference "
+        f"batches of {machine['pipe_batch_size']} · median of {machine['repeats']} interleaved runs · commit "
+        f"{machine['commit']}",
     ]
     for result in results:
         rows = {int(load): load_rows for load, load_rows in result["rows"].items()}
@@ -454,21 +508,35 @@ def main(
     repeats: int = typer.Option(3, help="interleaved runs per system; the tables show medians"),
     loads: str = typer.Option("0 1 2", help="busy processes beside the systems, one table column each, separated by spaces"),
     systems: str = typer.Option("", help="systems to run, separated by ';' (default: all)"),
-    roofline: bool = typer.Option(True, help="time the RNN modules alone on the idle machine"),
+    roofline: str = typer.Option(
+        "textcat_lstm.cfg textcat_ensemble_lstm_w64.cfg pretrain_textcat_lstm_w256.cfg",
+        help="configs in ../configs whose recurrent layer is timed alone on the idle machine, separated by spaces "
+        "(empty: none)"),
     out: Optional[Path] = typer.Option(None, help="write <out>.json and <out>.md"),
     doc: Optional[Path] = typer.Option(None, help="replace the tables between the bench-speed markers of this file"),
     gpu_id: int = typer.Option(-1, help="run on this GPU (default -1: the CPU)"),
+    thinc_gemm: str = typer.Option(
+        "auto", help="thinc's CPU matrix product: blis, numpy, or auto (numpy where BLIS has only its generic "
+        "kernels for this CPU)"),
+    keep_env: bool = typer.Option(False, help="let the child processes keep the kernel variables "
+                                  "(OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE, BLIS_ARCH_TYPE)"),
     one: Optional[str] = typer.Option(None, hidden=True),
     roofline_one: bool = typer.Option(False, "--roofline-row", hidden=True),
 ) -> None:
     import torch
+    from thinc.api import NumpyOps, set_current_ops
+    from wasabi import msg
 
     from spacy_rnn.threads import MODULE_THREADS, torch_threads
 
+    if thinc_gemm not in ("auto", "blis", "numpy"):
+        raise typer.BadParameter(f"--thinc-gemm must be auto, blis or numpy, not {thinc_gemm!r}")
     if threads:
         torch.set_num_threads(threads)
     device = "cpu" if gpu_id < 0 else f"cuda:{gpu_id}"
     if one:  # a child process: one system on one file
+        if thinc_gemm == "numpy":
+            set_current_ops(NumpyOps(use_blis=False))
         sample = read_texts(texts[0], n_docs)
         if roofline_one:
             print(json.dumps(roofline_row(one, sample, batch_size, pipe_batch_size, device)))
@@ -479,8 +547,13 @@ def main(
         return
     from tqdm import tqdm
 
+    env = environment()
+    for warning in warnings_for(env):
+        msg.warn(warning)
+    if thinc_gemm == "auto":
+        thinc_gemm = "numpy" if env["blis_kernels"] == "generic" else "blis"
     args = {"n_docs": n_docs, "batch_size": batch_size, "pipe_batch_size": pipe_batch_size, "threads": threads,
-            "gpu_id": gpu_id}
+            "gpu_id": gpu_id, "thinc_gemm": thinc_gemm, "keep_env": keep_env}
     names = [name.strip() for name in systems.split(";") if name.strip()] or [
         *SPACY_SYSTEMS, *RNN_SYSTEMS, *([FASTTEXT] if gpu_id < 0 else [])]
     results = []
@@ -493,8 +566,8 @@ def main(
                 for name in tqdm(jobs, desc=f"{result['name']}, {LOADS[load]}"):
                     runs[name].append(run_in_subprocess(name, path, args))
             result["rows"][load] = [median_rows(runs[name]) for name in names]
-        ours = [name for name in names if name in RNN_SYSTEMS]
-        if roofline and ours:
+        ours = roofline.split()
+        if ours:
             ceiling = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
             with torch_threads(MODULE_THREADS):
                 one_thread = statistics.median(matmul_gflops(device, matmul_size(device)) for _ in range(3))
@@ -508,10 +581,11 @@ def main(
             ]
         results.append(result)
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "environment": env,
+        "thinc_gemm": thinc_gemm,
+        "keep_env": keep_env,
         "device": "CPU" if device == "cpu" else torch.cuda.get_device_name(device),
         "matmul_size": matmul_size(device),
-        "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "batch_size": batch_size,
         "pipe_batch_size": pipe_batch_size,

@@ -6,6 +6,8 @@ states them beside its figures."""
 import os
 import platform
 import re
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Dict, List
@@ -15,6 +17,8 @@ import torch
 
 # The instruction sets that change which kernels numpy, BLIS, MKL and oneDNN pick.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+# Variables that pick kernels: a bench's child processes run without them unless asked to keep them.
+KERNEL_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "BLIS_ARCH_TYPE")
 # Variables that choose threads or kernels of the libraries a bench times.
 VARIABLE_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "BLIS_", "GOTO", "DNNL_", "ONEDNN_", "KMP_")
 # Variables known to slow a library down when set, and why.
@@ -54,6 +58,7 @@ def environment() -> Dict[str, object]:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "torch_blas": _torch_build_setting("BLAS_INFO"),
+        "blis_kernels": blis_kernels(),
         "torch_threads": torch.get_num_threads(),
         "blas": [_library(info) for info in threadpoolctl.threadpool_info()],
         "versions": {name: _version(name) for name in ("spacy", "thinc", "torch", "numpy", "blis", "fasttext-numpy2-wheel")},
@@ -61,10 +66,32 @@ def environment() -> Dict[str, object]:
     }
 
 
+def blis_kernels() -> str:
+    """The sub-configuration (kernel set) that BLIS, thinc's and spaCy's
+    matrix product on the CPU, picks for this CPU, as BLIS reports it when
+    BLIS_ARCH_DEBUG is set: 'generic' means its slow reference kernels."""
+    probe = "import numpy, blis.py; a = numpy.ones((8, 8), dtype='f'); blis.py.gemm(a, a)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "BLIS_ARCH_DEBUG": "1"})
+    found = re.search(r"sub-configuration '([^']+)'", result.stderr)
+    return found.group(1) if found else "unknown"
+
+
+def clean_environ(keep: bool = False) -> Dict[str, str]:
+    """os.environ without the variables that force a library's kernels
+    (KERNEL_VARIABLES), so that each library picks its own for the CPU."""
+    return dict(os.environ) if keep else {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
+
+
 def warnings_for(env: Dict[str, object]) -> List[str]:
-    """One line per variable set that is known to slow a library down."""
-    return [f"{key}={value} is set: it {SLOWING_VARIABLES[key]}" for key, value in env["variables"].items()
-            if key in SLOWING_VARIABLES]
+    """One line per variable set that is known to slow a library down, and
+    one if BLIS falls back to its reference kernels on an x86 CPU with AVX2."""
+    found = [f"{key}={value} is set: it {SLOWING_VARIABLES[key]}" for key, value in env["variables"].items()
+             if key in SLOWING_VARIABLES]
+    if env["blis_kernels"] == "generic" and "avx2" in env["isa_flags"]:
+        found.append("BLIS (thinc's CPU matrix product) does not know this CPU and runs its generic reference "
+                     "kernels, several times slower than the AVX2 kernels of numpy's OpenBLAS")
+    return found
 
 
 def markdown(env: Dict[str, object]) -> str:
@@ -79,7 +106,8 @@ def markdown(env: Dict[str, object]) -> str:
     lines = [
         f"- CPU: {env['cpu_model']}, {env['cpu_cores']} cores; ISA: {', '.join(env['isa_flags']) or 'none of note'}; "
         f"torch kernels: {env['torch_cpu_capability']}, oneDNN bf16: {'yes' if env['onednn_bf16'] else 'no'}",
-        f"- Libraries (threadpoolctl): {blas}; torch's BLAS: {env['torch_blas']}; {versions}",
+        f"- Libraries (threadpoolctl): {blas}; BLIS (thinc): {env['blis_kernels']} kernels; "
+        f"torch's BLAS: {env['torch_blas']}; {versions}",
         f"- Thread and kernel variables: {variables}",
     ]
     lines += [f"- **Warning**: {warning}" for warning in warnings_for(env)]
