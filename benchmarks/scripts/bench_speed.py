@@ -85,7 +85,10 @@ RNN_SYSTEMS = {
     "spacy-rnn Elman RNN (textcat_rnn.cfg)": "textcat_rnn.cfg",
     "spacy-rnn LSTM + bigram NgramLinear (textcat_ensemble_lstm.cfg)": "textcat_ensemble_lstm.cfg",
     "spacy-rnn LSTM w64 + bigram NgramLinear (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
+    "spacy-rnn LSTM w64 + bigram NgramLinear, LazyAdam (textcat_ensemble_lstm_w64.cfg)": "textcat_ensemble_lstm_w64.cfg",
 }
+# Systems that train a config with another optimizer than its own, by its registered name.
+OPTIMIZERS = {"spacy-rnn LSTM w64 + bigram NgramLinear, LazyAdam (textcat_ensemble_lstm_w64.cfg)": "spacy_rnn.LazyAdam.v1"}
 DEFAULT_SYSTEM = "spacy-rnn LSTM w64 + bigram NgramLinear (textcat_ensemble_lstm_w64.cfg)"  # project.yml's default
 TARGETS = ["spaCy TextCatEnsemble.v2 (default textcat)", "spaCy TorchBiLSTMEncoder w128 + TextCatReduce"]
 LOADS = {0: "idle", 1: "1 busy process", 2: "2 busy processes"}
@@ -114,7 +117,7 @@ def build_nlp(system: str):
     if system in RNN_SYSTEMS:
         config = load_config(REPO / "configs" / RNN_SYSTEMS[system])
         nlp.add_pipe("textcat", config={"model": config["components"]["textcat"]["model"]})
-        optimizer = config["training"]["optimizer"]
+        optimizer = {**config["training"]["optimizer"], **({"@optimizers": OPTIMIZERS[system]} if system in OPTIMIZERS else {})}
     else:
         model = SPACY_SYSTEMS[system]
         nlp.add_pipe("textcat", config={"model": model} if model else {})
