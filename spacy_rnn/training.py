@@ -1,5 +1,5 @@
 """Registered training callbacks."""
-from typing import Callable, Dict
+from typing import Callable, Dict, Iterator
 
 from spacy.language import Language
 from spacy.util import registry
@@ -39,6 +39,50 @@ def create_pretrained_encoder_schedule_v2(
     return encoder_schedule("spacy_rnn.pretrained_encoder_schedule.v2", learn_rate_scale, frozen_steps, seq2seq=True)
 
 
+@registry.callbacks("spacy_rnn.pretrained_encoder_schedule.v3")
+def create_pretrained_encoder_schedule_v3(
+    layer_decay: float = 1.0, unfreeze_steps: int = 0
+) -> Callable[[Language, Dict], None]:
+    """v2's models fine-tuned part by part, as ULMFiT does (Howard & Ruder
+    2018, section 3.2: discriminative fine-tuning; 3.3: gradual unfreezing).
+    The parts, from the top: everything above the recurrent network (pooling,
+    output layer, the ensemble's linear model, the seq2seq decoder); the
+    recurrent network (all its layers); the embedding (tok2vec). Part k from
+    the top learns at layer_decay**k times the optimizer's rate, from update
+    k * unfreeze_steps on, and not at all before. The optimizer's rate itself
+    is the config's, e.g. thinc's `slanted_triangular.v1` (ULMFiT's slanted
+    triangular rate) as [training.optimizer.learn_rate].
+
+    layer_decay (float): Each part's rate as a share of the rate of the part
+        above it, e.g. 0.38 (ULMFiT divides by 2.6); 1: one rate for all.
+    unfreeze_steps (int): Updates between the unfreezing of one part and of
+        the next (ULMFiT: one epoch); 0: every part learns from the first.
+    """
+    name = "spacy_rnn.pretrained_encoder_schedule.v3"
+    if layer_decay < 0 or unfreeze_steps < 0:
+        raise ValueError(
+            f"{name}: layer_decay and unfreeze_steps must be 0 or more, not {layer_decay} and {unfreeze_steps}."
+        )
+
+    def before_update(nlp: Language, info: Dict) -> None:
+        scales = part_scales(info["step"], layer_decay, unfreeze_steps)
+        for model in encoder_models(nlp, seq2seq=True):
+            set_part_scales(model, scales["recurrent"], scales["embedding"])
+
+    return before_update
+
+
+def part_scales(step: int, layer_decay: float, unfreeze_steps: int) -> Dict[str, float]:
+    """The share of the optimizer's rate each part of a model learns at, at
+    update `step` (from 0), under pretrained_encoder_schedule.v3."""
+    return {
+        part: layer_decay**k if step >= k * unfreeze_steps else 0.0 for k, part in enumerate(FINE_TUNED_PARTS)
+    }
+
+
+FINE_TUNED_PARTS = ("top", "recurrent", "embedding")
+
+
 @registry.callbacks("spacy_rnn.cpu_bf16.v1")
 def create_cpu_bf16(mode: str = "auto") -> Callable[[Language], Language]:
     """An `[nlp.after_pipeline_creation]` callback that sets spacy-rnn's bf16
@@ -66,16 +110,24 @@ def encoder_schedule(name: str, learn_rate_scale: float, frozen_steps: int, seq2
 
     def before_update(nlp: Language, info: Dict) -> None:
         scale = 0.0 if info["step"] < frozen_steps else learn_rate_scale
-        for _, pipe in nlp.components:
-            model = getattr(pipe, "model", None)
-            if not isinstance(model, Model) or not model.has_ref("encoder"):
-                continue
+        for model in encoder_models(nlp, seq2seq):
             if model.has_ref("rnn"):
                 set_encoder_learn_rate(model, scale)
-            elif seq2seq and model.has_ref("encoder_decoder"):
+            else:
                 set_seq2seq_encoder_learn_rate(model, scale)
 
     return before_update
+
+
+def encoder_models(nlp: Language, seq2seq: bool) -> Iterator[Model]:
+    """The models of the pipeline that hold a pretrainable encoder: the text
+    classifiers (refs "encoder" and "rnn") and, with `seq2seq`, the
+    encoder-decoders (refs "encoder" and "encoder_decoder")."""
+    for _, pipe in nlp.components:
+        model = getattr(pipe, "model", None)
+        if isinstance(model, Model) and model.has_ref("encoder"):
+            if model.has_ref("rnn") or (seq2seq and model.has_ref("encoder_decoder")):
+                yield model
 
 
 def set_encoder_learn_rate(model: Model, scale: float) -> None:
@@ -93,3 +145,15 @@ def set_seq2seq_encoder_learn_rate(model: Model, scale: float) -> None:
     for node in model.get_ref("tok2vec").walk():
         node.attrs[LEARN_RATE_SCALE] = scale
     model.get_ref("encoder_decoder").attrs[SUBMODULE_LEARN_RATE_SCALES] = {"encoder": scale}
+
+
+def set_part_scales(model: Model, recurrent: float, embedding: float) -> None:
+    """Mark a TextCatRNN, TextCatRNNEnsemble or Seq2Seq model to learn at
+    `embedding` times the optimizer's rate in its tok2vec, `recurrent` in its
+    recurrent encoder (a submodule of a torch module) and the full rate
+    elsewhere."""
+    for node in model.get_ref("tok2vec").walk():
+        node.attrs[LEARN_RATE_SCALE] = embedding
+    holder = model.get_ref("rnn") if model.has_ref("rnn") else model.get_ref("encoder_decoder")
+    holder.attrs[LEARN_RATE_SCALE] = 1.0
+    holder.attrs[SUBMODULE_LEARN_RATE_SCALES] = {"encoder": recurrent}

@@ -119,15 +119,15 @@ def toy(tmp_path):
 
 
 def interrupt_in_epoch(monkeypatch, output_dir, epoch):
-    """Ctrl-C at the first update of `epoch` (once epoch - 1 is saved), as spaCy's loop sees it."""
-    make_update = pretrain.spacy_pretrain.__globals__["make_update"]
+    """Ctrl-C at the first update of `epoch` (once epoch - 1 is saved), as the pretraining loop sees it."""
+    make_update = pretrain.make_update
 
     def update(*args):
         if (output_dir / f"model{epoch - 1}.bin").exists():
             raise KeyboardInterrupt
         return make_update(*args)
 
-    monkeypatch.setitem(pretrain.spacy_pretrain.__globals__, "make_update", update)
+    monkeypatch.setattr(pretrain, "make_update", update)
 
 
 def epochs_logged(output_dir):

@@ -10,6 +10,7 @@ from conftest import REPO
 
 ARCHITECTURES = [
     "spacy_rnn.BiLM.v1",
+    "spacy_rnn.BiLM.v2",
     "spacy_rnn.HashEmbed.v1",
     "spacy_rnn.NgramLinear.v1",
     "spacy_rnn.RNNEncoder.v1",
@@ -22,7 +23,7 @@ FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]
 READERS = ["spacy_rnn.Seq2SeqJSONL.v1"]
 CALLBACKS = ["spacy_rnn.cpu_bf16.v1", "spacy_rnn.pretrained_encoder_schedule.v1",
-             "spacy_rnn.pretrained_encoder_schedule.v2"]
+             "spacy_rnn.pretrained_encoder_schedule.v2", "spacy_rnn.pretrained_encoder_schedule.v3"]
 OPTIMIZERS = ["spacy_rnn.LazyAdam.v1"]
 GROUPS = {"spacy_architectures": registry.architectures, "spacy_factories": registry.factories,
           "spacy_scorers": registry.scorers, "spacy_readers": registry.readers,

@@ -3,14 +3,18 @@ list, gathered for `spacy pretrain`; and `spacy pretrain` that skips a
 finished run and resumes an interrupted one.
 
 A run writes OUTPUT_DIR/model0.bin, model1.bin, ... after each epoch,
-model-last.bin and log.jsonl (spaCy), and pretrain.json: the settings, and
-once finished the words, seconds and the loss of each epoch. The settings are
+model-last.bin and log.jsonl, as `spacy pretrain` does, and beside them
+resumeN.bin, the training state after epoch N (the latest only:
+`spacy_rnn.training_state`), and pretrain.json: the settings, and once
+finished the words, seconds and the loss of each epoch. The settings are
 the config with its overrides, the md5s of the texts and the word list, and
 the spacy_rnn code. Run again with the same settings after a finished run, it
 does nothing; with the same settings but for [pretraining] max_epochs, after
-an interrupted or a shorter run, it resumes after the last epoch saved
-(`--resume-path modelN.bin`; the language model's output layer is not saved
-and starts afresh); with other settings it starts afresh.
+an interrupted or a shorter run, it resumes after the last epoch saved, from
+its training state: the weights, Adam's moments, step counts and averages of
+the encoder and of the language model's output layer, and the random
+generators, so that it continues as the uninterrupted run would have; with
+other settings it starts afresh.
 """
 import hashlib
 import random
@@ -22,20 +26,24 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import spacy
 import srsly
 import typer
-from spacy.training.pretrain import pretrain as spacy_pretrain
-from spacy.util import load_config
-from thinc.api import Config, require_gpu
+from spacy.schemas import ConfigSchemaPretrain
+from spacy.training.pretrain import ProgressTracker, create_pretraining_model, ensure_docs, make_update
+from spacy.util import dot_to_object, load_config, load_model_from_config, registry
+from thinc.api import Config, fix_random_seed, require_gpu, set_gpu_allocator
 from tqdm import tqdm
+from wasabi import Printer
 
 import spacy_rnn
 from spacy_rnn import lm_words
 from spacy_rnn.corpus import DataError, json_objects
+from spacy_rnn.training_state import load_training_state, save_training_state
 
 from .files import fail, fingerprint as code_fingerprint, read_json, write_json, write_jsonl
 
 HELD_OUT_SPLIT = re.compile(r"(?:^|[^a-z])(test|dev)(?:[^a-z]|$)")
 INFO = "pretrain.json"
-CHECKPOINT = re.compile(r"model(\d+)\.bin")
+CHECKPOINT = re.compile(r"(?:model|resume)(\d+)\.bin")
+RESUME = "resume{}.bin"  # the training state after an epoch
 Input = Tuple[Path, List[str]]  # a JSONL file and the fields of its records that hold text
 
 
@@ -166,12 +174,74 @@ def saved_epochs(output_dir: Path) -> List[Dict]:
 
 def clear(output_dir: Path, keep_epochs: int = 0) -> None:
     """Delete the outputs of an earlier run but its first `keep_epochs` checkpoints."""
-    for path in output_dir.glob("model*.bin"):
+    for path in [*output_dir.glob("model*.bin"), *output_dir.glob("resume*.bin*")]:
         epoch = CHECKPOINT.fullmatch(path.name)
         if not epoch or int(epoch.group(1)) >= keep_epochs:
             path.unlink()
     for path in (output_dir / "log.jsonl", output_dir / INFO):
         path.unlink(missing_ok=True)
+
+
+def run_pretraining(config: Config, output_dir: Path, epochs_done: int, gpu_id: int = -1) -> bool:
+    """`spacy pretrain` from epoch `epochs_done`, with spaCy's objective model,
+    updates, progress rows and files (modelN.bin: the tok2vec under the
+    optimizer's averages; log.jsonl; model-last.bin, also when interrupted),
+    and the training state of the whole objective model (resumeN.bin) after
+    each epoch. Resuming, it restores the state saved after epoch
+    epochs_done - 1 when there is one, the weights of modelN.bin otherwise
+    (without the optimizer state and the output layer); returns whether it
+    restored the state."""
+    if config["training"]["seed"] is not None:
+        fix_random_seed(config["training"]["seed"])
+    if gpu_id >= 0 and config["training"]["gpu_allocator"]:
+        set_gpu_allocator(config["training"]["gpu_allocator"])
+    config = config.copy()
+    config["initialize"]["init_tok2vec"] = None
+    nlp = load_model_from_config(config)
+    interpolated = nlp.config.interpolate()
+    settings = registry.resolve(interpolated["pretraining"], schema=ConfigSchemaPretrain)
+    corpus = registry.resolve({"corpus": dot_to_object(interpolated, settings["corpus"])})["corpus"]
+    model = create_pretraining_model(nlp, settings)
+    optimizer = settings["optimizer"]
+    restored = False
+    if epochs_done:
+        state = output_dir / RESUME.format(epochs_done - 1)
+        restored = state.exists()
+        if restored:
+            load_training_state(state, model, optimizer)
+        else:
+            model.get_ref("tok2vec").from_bytes((output_dir / f"model{epochs_done - 1}.bin").read_bytes())
+    tracker = ProgressTracker(frequency=10000)
+    printer = Printer()
+    printer.divider(f"Pre-training tok2vec layer - starting at epoch {epochs_done}")
+    row_settings = {"widths": (3, 10, 10, 6, 4), "aligns": ("r", "r", "r", "r", "r")}
+    printer.row(("#", "# Words", "Total Loss", "Loss", "w/s"), **row_settings)
+
+    def save_weights(name: str) -> None:
+        with model.use_params(optimizer.averages):
+            (output_dir / name).write_bytes(model.get_ref("tok2vec").to_bytes())
+
+    def log(epoch: int) -> None:
+        row = {"nr_word": tracker.nr_word, "loss": tracker.loss, "epoch_loss": tracker.epoch_loss, "epoch": epoch}
+        with (output_dir / "log.jsonl").open("a", encoding="utf8") as file_:
+            file_.write(srsly.json_dumps(row) + "\n")
+
+    try:
+        for epoch in range(epochs_done, settings["max_epochs"]):
+            for batch in settings["batcher"](corpus(nlp)):
+                docs = ensure_docs(batch)
+                progress = tracker.update(epoch, make_update(model, docs, optimizer, model.attrs["loss"]), docs)
+                if progress:
+                    printer.row(progress, **row_settings)
+            save_weights(f"model{epoch}.bin")
+            save_training_state(output_dir / RESUME.format(epoch), model, optimizer)
+            log(epoch)  # the row marks the epoch as saved
+            (output_dir / RESUME.format(epoch - 1)).unlink(missing_ok=True)
+            tracker.epoch_loss = 0.0
+    finally:
+        save_weights("model-last.bin")
+        log(settings["max_epochs"])
+    return restored
 
 
 def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int = -1) -> Optional[Dict]:
@@ -182,6 +252,9 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
     max_epochs = config["pretraining"]["max_epochs"]
     if not isinstance(max_epochs, int) or max_epochs < 1:
         fail(f"[pretraining] max_epochs = {max_epochs!r}: give --pretraining.max_epochs 1 or more.")
+    if config["pretraining"]["n_save_every"] or config["pretraining"]["n_save_epoch"]:
+        fail("[pretraining] n_save_every and n_save_epoch must be null: this script saves every epoch, and resumes "
+             "after the last one saved.")
     settings = {"config": str(config_path), "overrides": overrides, "fingerprint": fingerprint(config, paths),
                 "max_epochs": max_epochs}
     info = read_json(output_dir / INFO) if (output_dir / INFO).exists() else {}
@@ -198,8 +271,10 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
     if gpu_id >= 0:
         require_gpu(gpu_id)
     start = time.perf_counter()
-    spacy_pretrain(config, output_dir, resume_path=resume, epoch_resume=len(rows) if resume else None,
-                   use_gpu=gpu_id, silent=False)
+    restored = run_pretraining(config, output_dir, len(rows), gpu_id)
+    if resume and not restored:
+        typer.echo(f"ℹ No {RESUME.format(len(rows) - 1)}: the optimizer and the language model's output layer "
+                   "started afresh")
     seconds = time.perf_counter() - start
     epochs = saved_epochs(output_dir)
     words_per_epoch = epochs[0]["nr_word"]  # the log counts words from the start of each run
@@ -208,6 +283,7 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
         "finished": True,
         "gpu_id": gpu_id,
         "resumed_after_epoch": len(rows) - 1 if resume else None,
+        "training_state_restored": restored,
         "words_per_epoch": words_per_epoch,
         "seconds": round(seconds, 1),
         "words_per_second": round(words_per_epoch * (max_epochs - len(rows)) / seconds),
