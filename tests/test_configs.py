@@ -108,7 +108,8 @@ def test_pretrain_config_is_the_default_textcat_config_plus_pretraining():
     pretrain = load_config(REPO / "configs" / "pretrain_textcat_ensemble_lstm_w64.cfg")
     default = load_config(REPO / "configs" / "textcat_ensemble_lstm_w64.cfg")
     assert PRETRAIN_CONFIGS == ["pretrain_textcat_ensemble_lstm_w256.cfg", "pretrain_textcat_ensemble_lstm_w64.cfg",
-                                "pretrain_textcat_lstm_w256.cfg", "pretrain_textcat_lstm_w64.cfg"]
+                                "pretrain_textcat_lstm_w256.cfg", "pretrain_textcat_lstm_w256_frozen.cfg",
+                                "pretrain_textcat_lstm_w64.cfg"]
     assert pretrain["pretraining"]["component"] == "textcat" and pretrain["pretraining"]["layer"] == "encoder"
     assert pretrain["pretraining"]["objective"]["@architectures"] == "spacy_rnn.BiLM.v1"
     assert pretrain["corpora"]["pretrain"]["@readers"] == "spacy.JsonlCorpus.v1"

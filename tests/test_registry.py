@@ -13,11 +13,15 @@ ARCHITECTURES = [
     "spacy_rnn.BiLM.v2",
     "spacy_rnn.HashEmbed.v1",
     "spacy_rnn.NgramLinear.v1",
+    "spacy_rnn.PretrainedRNNFeatures.v1",
     "spacy_rnn.RNNEncoder.v1",
+    "spacy_rnn.RNNTok2Vec.v1",
     "spacy_rnn.Seq2Seq.v1",
     "spacy_rnn.Seq2Seq.v2",
     "spacy_rnn.TextCatRNN.v1",
+    "spacy_rnn.TextCatRNN.v2",
     "spacy_rnn.TextCatRNNEnsemble.v1",
+    "spacy_rnn.TextCatRNNEnsemble.v2",
 ]
 FACTORIES = ["rnn_seq2seq"]
 SCORERS = ["spacy_rnn.seq2seq_scorer.v1", "spacy_rnn.seq2seq_scorer.v2", "spacy_rnn.seq2seq_scorer.v3"]

@@ -6,8 +6,8 @@ released version never changes: new behaviour gets a new version. The
 arguments shared by the recurrent networks are documented once, in
 `spacy_rnn.architectures.settings`.
 
-- `tok2vec`: HashEmbed.v1, RNNEncoder.v1
-- `textcat`: TextCatRNN.v1, TextCatRNNEnsemble.v1, NgramLinear.v1
+- `tok2vec`: HashEmbed.v1, RNNEncoder.v1, PretrainedRNNFeatures.v1, RNNTok2Vec.v1
+- `textcat`: TextCatRNN.v1, TextCatRNN.v2, TextCatRNNEnsemble.v1, TextCatRNNEnsemble.v2, NgramLinear.v1
 - `seq2seq`: Seq2Seq.v1, Seq2Seq.v2 (the model of the rnn_seq2seq component)
 - `pretraining`: BiLM.v1 (the objective of `spacy pretrain`)
 """

@@ -17,13 +17,29 @@ takes these six arguments, with the same meaning in each builder:
 Their defaults are depth 1, cell "lstm", bidirectional true, dropout 0.0 and
 activation "sigmoid"; width is 128, except in RNNEncoder.v1, which needs it.
 `check_rnn_settings` refuses a bad value with a message that names it.
-"""
-from typing import List, Literal
 
+The frozen-feature mode (TextCatRNN.v2, TextCatRNNEnsemble.v2, RNNTok2Vec.v1)
+takes one more argument, the same in each:
+
+    pretrained (Optional[Model]): Frozen features from a pretrained encoder,
+        built by `spacy_rnn.PretrainedRNNFeatures.v1`; the recurrent network
+        reads them beside the vectors of its own tok2vec. Its pretrained
+        encoder is the ref "pretrained_encoder", where
+        `[initialize] init_tok2vec` loads a file of `spacy pretrain`
+        (`[pretraining] layer = "pretrained_encoder"`). null: none.
+"""
+from typing import List, Literal, Optional
+
+from thinc.api import Model
+
+from ..layers.frozen import FROZEN_LAYER_MIX
 from ..nn.recurrent import ACTIVATIONS, CELLS, POOLINGS
 
 CellName = Literal["rnn", "lstm", "gru"]
 ActivationName = Literal["sigmoid", "tanh", "relu"]
+PooledNorm = Literal["none", "layer"]
+POOLED_NORMS = ("none", "layer")
+PRETRAINED_ENCODER = "pretrained_encoder"  # the ref of the frozen mode's pretrained encoder, for init_tok2vec
 MAX_LENGTH = 5000  # tokens per Doc (TextCatRNN) or per window (RNNEncoder): bounds the memory of a batch
 
 
@@ -66,3 +82,20 @@ def check_pooling(where: str, pooling: List[str]) -> None:
             )
     if len(set(pooling)) != len(pooling):
         raise ValueError(f"{where}: 'pooling' names a reduction twice: {pooling}.")
+
+
+def check_pooled_norm(where: str, pooled_norm: str) -> None:
+    if pooled_norm not in POOLED_NORMS:
+        raise ValueError(
+            f"{where}: unknown pooled_norm {pooled_norm!r}. Set 'pooled_norm' to one of {', '.join(POOLED_NORMS)}."
+        )
+
+
+def check_pretrained(where: str, pretrained: Optional[Model]) -> None:
+    """`pretrained` must be the frozen features of PretrainedRNNFeatures.v1
+    (a model that learns instead would not be frozen)."""
+    if pretrained is not None and pretrained.name != FROZEN_LAYER_MIX:
+        raise ValueError(
+            f"{where}: 'pretrained' must be built by spacy_rnn.PretrainedRNNFeatures.v1 (the frozen features of a "
+            f"pretrained encoder), not '{pretrained.name}'. For a tok2vec that learns, use the 'tok2vec' argument."
+        )

@@ -1,18 +1,23 @@
-"""The text classifiers: `spacy_rnn.TextCatRNN.v1`, `spacy_rnn.TextCatRNNEnsemble.v1`
-and the ensemble's linear model `spacy_rnn.NgramLinear.v1`."""
-from typing import List, Literal, Optional, Union
+"""The text classifiers: `spacy_rnn.TextCatRNN.v1` and `.v2`,
+`spacy_rnn.TextCatRNNEnsemble.v1` and `.v2`, and the ensemble's linear model
+`spacy_rnn.NgramLinear.v1`."""
+from typing import List, Literal, Optional, Tuple, Union
 
 from spacy.attrs import intify_attr
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Dropout, Linear, Logistic, Model, Softmax_v2, add, chain
+from thinc.api import Dropout, LayerNorm, Linear, Logistic, Model, Softmax_v2, add, chain
 from thinc.layers import softmax_activation
 from thinc.types import Floats2d
 
 from ..layers.checked import CheckedChain
+from ..layers.frozen import with_frozen_features
 from ..layers.ngrams import WEIGHTINGS, NgramLinear
 from ..layers.rnn import PooledRNN, RNNStatesView
-from .settings import MAX_LENGTH, ActivationName, CellName, check_max_length, check_pooling, check_rnn_settings
+from .settings import (
+    MAX_LENGTH, PRETRAINED_ENCODER, ActivationName, CellName, PooledNorm, check_max_length, check_pooled_norm,
+    check_pooling, check_pretrained, check_rnn_settings,
+)
 
 
 @registry.architectures("spacy_rnn.TextCatRNN.v1")
@@ -108,6 +113,84 @@ def build_textcat_rnn_ensemble(
     return model
 
 
+@registry.architectures("spacy_rnn.TextCatRNN.v2")
+def build_textcat_rnn_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    exclusive_classes: bool,
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    pooling: List[str] = ["max", "last"],
+    max_length: int = MAX_LENGTH,
+    pooled_norm: PooledNorm = "none",
+    pretrained: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """TextCatRNN.v1 with two more settings; with pooled_norm "none" and no
+    `pretrained`, v1's model (v1's saved weights load into it). Refs as in
+    v1, and "pretrained_encoder" with `pretrained`.
+
+    pooled_norm (str): "none", or "layer": a LayerNorm (a learned gain and
+        bias per unit) over the pooled vector before the output layer, which
+        then reads it at one scale whatever the length of the Doc and
+        however saturated the states are.
+    pretrained (Optional[Model]): see `spacy_rnn.architectures.settings`.
+    The other settings are those of `spacy_rnn.TextCatRNN.v1`.
+    """
+    inputs, rnn, norm = checked_pooled_rnn_v2(
+        "spacy_rnn.TextCatRNN.v2", tok2vec, pretrained, pooled_norm, width, depth, cell, bidirectional, dropout,
+        activation, pooling, max_length,
+    )
+    if exclusive_classes:
+        output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
+    else:
+        output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
+    model = CheckedChain(inputs, rnn, *norm, output_layer)
+    set_rnn_refs(model, tok2vec, inputs, rnn, pretrained, max_length)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
+@registry.architectures("spacy_rnn.TextCatRNNEnsemble.v2")
+def build_textcat_rnn_ensemble_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    linear_model: Model[List[Doc], Floats2d],
+    exclusive_classes: bool,
+    width: int = 128,
+    depth: int = 1,
+    cell: CellName = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    activation: ActivationName = "sigmoid",
+    pooling: List[str] = ["max", "last"],
+    max_length: int = MAX_LENGTH,
+    pooled_norm: PooledNorm = "none",
+    pretrained: Optional[Model[List[Doc], List[Floats2d]]] = None,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """TextCatRNNEnsemble.v1 with the two settings of TextCatRNN.v2
+    (`pooled_norm` acts before the dropout of the pooled vector); with
+    pooled_norm "none" and no `pretrained`, v1's model."""
+    name = "spacy_rnn.TextCatRNNEnsemble.v2"
+    check_linear_model(name, linear_model, exclusive_classes)
+    inputs, rnn, norm = checked_pooled_rnn_v2(
+        name, tok2vec, pretrained, pooled_norm, width, depth, cell, bidirectional, dropout, activation, pooling,
+        max_length,
+    )
+    rnn_scores = chain(inputs, rnn, *norm, Dropout(0.0), Linear(nO=nO, nI=rnn.get_dim("nO")))
+    output_layer = softmax_activation() if exclusive_classes else Logistic()
+    model = CheckedChain(add(rnn_scores, linear_model), output_layer)
+    set_rnn_refs(model, tok2vec, inputs, rnn, pretrained, max_length)
+    model.set_ref("linear_model", linear_model)
+    model.set_ref("output_layer", output_layer)
+    model.attrs["multi_label"] = not exclusive_classes
+    return model
+
+
 @registry.architectures("spacy_rnn.NgramLinear.v1")
 def build_ngram_linear(
     exclusive_classes: bool,
@@ -156,6 +239,33 @@ def checked_pooled_rnn(
         width, pooling, max_length, nI=tok2vec.maybe_get_dim("nO"),
         cell=cell, depth=depth, bidirectional=bidirectional, dropout=dropout, activation=activation,
     )
+
+
+def checked_pooled_rnn_v2(
+    where: str, tok2vec: Model, pretrained: Optional[Model], pooled_norm: str, width: int, depth: int, cell: str,
+    bidirectional: bool, dropout: float, activation: str, pooling: List[str], max_length: int,
+) -> Tuple[Model[List[Doc], List[Floats2d]], Model[List[Floats2d], Floats2d], List[Model[Floats2d, Floats2d]]]:
+    """The v2 classifiers' input (tok2vec, or tok2vec and the frozen
+    features), the PooledRNN over it, and the normalisation of the pooled
+    vector (no layer for "none"), after checking their settings."""
+    check_pooled_norm(where, pooled_norm)
+    check_pretrained(where, pretrained)
+    inputs = tok2vec if pretrained is None else with_frozen_features(tok2vec, pretrained)
+    rnn = checked_pooled_rnn(where, inputs, width, depth, cell, bidirectional, dropout, activation, pooling, max_length)
+    return inputs, rnn, [LayerNorm(nI=rnn.get_dim("nO"))] if pooled_norm == "layer" else []
+
+
+def set_rnn_refs(
+    model: Model, tok2vec: Model, inputs: Model, rnn: Model, pretrained: Optional[Model], max_length: int
+) -> None:
+    """The refs of a v2 classifier's recurrent part: "tok2vec", "rnn", "encoder"
+    (its input and the RNN's states, as in v1) and, in the frozen-feature
+    mode, "pretrained_encoder"."""
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("rnn", rnn)
+    model.set_ref("encoder", CheckedChain(inputs, RNNStatesView(rnn, max_length)))
+    if pretrained is not None:
+        model.set_ref(PRETRAINED_ENCODER, pretrained.get_ref("encoder"))
 
 
 OUTPUT_ACTIVATIONS = ("softmax", "softmax_activation", "logistic")

@@ -13,15 +13,18 @@ max_length tokens.
 
 `RNNStatesView` gives the states of a `PooledRNN`'s encoder, sharing its
 weights: the text classifiers' `encoder` ref, which `spacy pretrain` trains.
+`EncoderStates` is such an encoder on its own (the pretrained part of the
+frozen features, `spacy_rnn.layers.frozen`), and `every_layer_states` runs
+either for the states of all its layers, without gradient.
 """
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Floats3d
 
 from ..nn.recurrent import PooledRecurrentEncoder, RecurrentEncoder
-from .shims import TorchModuleShim
+from .shims import TorchModuleShim, ViewShim
 from .weights import non_finite_message
 
 
@@ -45,9 +48,11 @@ def PooledRNN(
 
 def RNNStatesView(pooled: Model, max_length: int = 0) -> Model[List[Floats2d], List[Floats2d]]:
     """All states (h_1 … h_T) of the last layer of `pooled`'s recurrent
-    encoder, one array per Doc, read in windows like RNNStates. The view holds
-    the same shim as `pooled` (not `pooled` itself, so the weights are saved
-    once): weights, optimizer state and loaded bytes are shared."""
+    encoder, one array per Doc, read in windows like RNNStates. The view's
+    shim runs `pooled`'s module, under its id (not `pooled` itself, so the
+    weights are saved once): weights, optimizer state and loaded bytes are
+    shared. It loads the weights of an encoder saved with another pooling
+    that has no weights (see ViewShim)."""
     module_kwargs = pooled.attrs["module_kwargs"]
     forward = partial(forward_states, max_length=max_length, pool=False)
     return Model(
@@ -56,22 +61,35 @@ def RNNStatesView(pooled: Model, max_length: int = 0) -> Model[List[Floats2d], L
         init=_init_view,
         dims={"nI": pooled.maybe_get_dim("nI"), "nO": module_kwargs["width"]},
         attrs={"module_kwargs": module_kwargs},
-        shims=[pooled.shims[0]],
+        shims=[ViewShim(pooled.shims[0], unused=("pooling",))],
     )
+
+
+def EncoderStates(
+    width: int, max_length: int = 0, nI: Optional[int] = None, **rnn_kwargs: Any
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """The states of a text classifier's encoder on its own: RNNStatesView's
+    output and saved format (a PooledRecurrentEncoder), with no classifier
+    around it. Its pooling is never run, so loading takes the saved
+    pooling, whatever it is, unchecked."""
+    forward = partial(forward_states, max_length=max_length, pool=False)
+    kwargs = dict(rnn_kwargs, pooling=["max", "last"])  # TextCatRNN.v1's default
+    return _torch_rnn_layer("rnn_states", PooledRecurrentEncoder, width, nI, width, kwargs, forward, ("pooling",))
 
 
 def _torch_rnn_layer(
     name: str, module_class: type, width: int, nI: Optional[int], nO: int, kwargs: Dict[str, Any],
-    forward: Callable,
+    forward: Callable, unchecked: Tuple[str, ...] = (),
 ) -> Model:
     module_kwargs = dict(kwargs, width=width)
+    settings = {key: value for key, value in module_kwargs.items() if key not in unchecked}
     return Model(
         name,
         forward,
         init=_init,
         dims={"nI": nI, "nO": nO},
         attrs={"module_kwargs": module_kwargs},
-        shims=[TorchModuleShim(module_class, settings=module_kwargs)],
+        shims=[TorchModuleShim(module_class, settings=settings)],
     )
 
 
@@ -145,6 +163,16 @@ def forward_states(model: Model, Xs: List[Floats2d], is_train: bool, max_length:
         return model.ops.unflatten(torch_backprop(model.ops.asarray2f(d_flat)), lengths)
 
     return Ys, backprop
+
+
+def every_layer_states(model: Model, Xs: List[Floats2d], max_length: int = 0) -> Floats3d:
+    """The states of every layer of the recurrent network of `model` (an
+    EncoderStates or RNNStatesView), (n_tokens, depth, width) for the Docs'
+    tokens in turn, read in windows like forward_states, in inference mode
+    and without gradient: for frozen features."""
+    lengths = [int(x.shape[0]) for x in Xs]
+    (states, _final), _ = _run(model, Xs, windows(lengths, max_length), False, pool=False, all_layers=True)
+    return torch2xp(states)
 
 
 def _forward_pooled(model: Model, Xs: List[Floats2d], is_train: bool, max_length: int = 0):

@@ -5,8 +5,9 @@ once the dimensions are known (in `Model.initialize`), and that can be
 rebuilt from its saved bytes alone (`spacy_rnn.layers.weights`). It runs
 the module under spacy-rnn's thread policy (`spacy_rnn.threads`) and
 precision policy (`spacy_rnn.precision`), and updates its weights in place.
-`SubmoduleShim` runs, updates and saves one submodule of another shim's
-module.
+`ViewShim` runs, updates and saves another shim's whole module for a view
+that uses part of its output (the text classifiers' `encoder` ref), and
+`SubmoduleShim` one submodule of another shim's module.
 """
 import copy
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from thinc.shims import PyTorchShim, Shim
 
 from ..precision import cpu_autocast
 from ..threads import module_threads
-from .weights import NOT_BUILT, read_weights_record, settings_differences, weights_record
+from .weights import NOT_BUILT, read_weights_record, settings_differences, weights_differences, weights_record
 
 
 class TorchModuleShim(PyTorchShim):
@@ -123,9 +124,11 @@ class TorchModuleShim(PyTorchShim):
 
     def from_bytes(self, bytes_data: bytes) -> "TorchModuleShim":
         config, state = self.read(bytes_data)
-        if config is None:
-            self.cfg, self._model = {}, None
-            return self
+        self.cfg, self._model = ({}, None) if config is None else (config, self.load_module(config, state))
+        return self
+
+    def load_module(self, config: Dict[str, Any], state: Dict[str, torch.Tensor]) -> torch.nn.Module:
+        """A module built with `config`, holding the weights `state`."""
         module = self.module_class(**config).to(get_torch_default_device())
         try:
             module.load_state_dict(state, strict=True)
@@ -133,8 +136,7 @@ class TorchModuleShim(PyTorchShim):
             raise ValueError(
                 f"The saved {self.module_class.__name__} weights do not match their saved settings {config}: {err}"
             ) from None
-        self.cfg, self._model = config, module
-        return self
+        return module
 
     def read(self, bytes_data: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, torch.Tensor]]]:
         """The settings and weights of a saved record, checked against the
@@ -151,6 +153,82 @@ def to_float32(output: Any) -> Any:
         items = [to_float32(item) for item in output]
         return type(output)(*items) if hasattr(output, "_fields") else tuple(items)
     return output
+
+
+class ViewShim(TorchModuleShim):
+    """The shim of a view that runs the whole module of another
+    TorchModuleShim for part of its output (a text classifier's `encoder`
+    ref runs the pooled RNN's module for its states), sharing its weights.
+    It saves the whole's record. It loads a record whose `unused` settings
+    (those of the parts the view never runs: the pooling) differ from the
+    config's, into a module with the config's own, provided the weights have
+    the same names and shapes: max, mean and last pooling have no weights
+    and may differ; attention pooling has weights, so it must be in the
+    record and the config or in neither."""
+
+    def __init__(self, whole: TorchModuleShim, unused: Tuple[str, ...]):
+        self.whole = whole
+        self.unused = unused
+        super().__init__(whole.module_class, {k: v for k, v in whole.settings.items() if k not in unused})
+
+    @property
+    def _model(self) -> Optional[torch.nn.Module]:
+        return self.whole.module
+
+    @_model.setter
+    def _model(self, module: Optional[torch.nn.Module]) -> None:
+        if module is not None:  # thinc's Shim.__init__ sets None
+            raise ValueError("A ViewShim's module is that of the shim it views.")
+
+    @property
+    def id(self) -> int:
+        """The viewed shim's id: thinc's optimizers key weights by (shim id,
+        name), so an update through either reaches the same moments."""
+        return self.whole.id
+
+    @id.setter
+    def id(self, value: int) -> None:
+        """thinc numbers every shim it creates or copies; a view keeps the number of its whole."""
+
+    @property
+    def cfg(self) -> Dict[str, Any]:
+        return self.whole.cfg
+
+    @cfg.setter
+    def cfg(self, value: Dict[str, Any]) -> None:
+        if value:  # thinc's Shim.__init__ sets {}
+            raise ValueError("A ViewShim's settings are those of the shim it views.")
+
+    def build(self, **kwargs: Any) -> torch.nn.Module:
+        return self.whole.build(**kwargs)
+
+    def to_bytes(self) -> bytes:
+        return self.whole.to_bytes()
+
+    def read(self, bytes_data: bytes) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, torch.Tensor]]]:
+        """The settings to build the module with (the record's, with the
+        config's own unused settings) and the record's weights, checked."""
+        saved, state = super().read(bytes_data)
+        if saved is None:
+            return None, None
+        config = dict(saved, **{key: self.whole.settings[key] for key in self.unused})
+        with torch.device("meta"):  # names and shapes only: no memory, no draw from the random generator
+            expected = self.module_class(**config).state_dict()
+        different = weights_differences(state, expected)
+        if different:
+            settings = settings_differences(saved, {key: config.get(key) for key in self.unused})
+            raise ValueError(
+                f"The saved {self.module_class.__name__} weights do not fit this model: {different}"
+                f"{f' ({settings})' if settings else ''}. "
+                "Max, mean and last pooling have no weights and may differ from those of the saved model; "
+                "attention pooling has weights: use it in both configs or in neither."
+            )
+        return config, state
+
+    def from_bytes(self, bytes_data: bytes) -> "ViewShim":
+        config, state = self.read(bytes_data)
+        self.whole.cfg, self.whole._model = ({}, None) if config is None else (config, self.load_module(config, state))
+        return self
 
 
 class SubmoduleShim(TorchModuleShim):

@@ -64,6 +64,21 @@ def settings_differences(saved: Dict[str, Any], expected: Dict[str, Any]) -> str
     )
 
 
+def weights_differences(saved: Dict[str, Any], expected: Dict[str, Any]) -> str:
+    """The weights (arrays or tensors by name) that `saved` lacks, holds
+    beyond `expected`, or holds in another shape, in words ("" if none)."""
+    missing = sorted(set(expected) - set(saved))
+    extra = sorted(set(saved) - set(expected))
+    reshaped = [
+        f"{key} {tuple(saved[key].shape)} in the weights, {tuple(expected[key].shape)} in the model"
+        for key in sorted(set(saved) & set(expected))
+        if tuple(saved[key].shape) != tuple(expected[key].shape)
+    ]
+    parts = [f"{', '.join(missing)} missing from the weights"] if missing else []
+    parts += [f"{', '.join(extra)} in the weights but not in the model"] if extra else []
+    return "; ".join(parts + reshaped)
+
+
 def non_finite_message(what: str) -> str:
     return (
         f"NaN or infinite values in {what}: training has diverged, and a model with them is not saved. Lower the "

@@ -199,7 +199,8 @@ def build_direction(cell: str, input_size: int, hidden_size: int, activation: st
 class RecurrentEncoder(nn.Module):
     """A stacked, optionally bidirectional recurrent network over a flat
     batch: (n_tokens, nI) + lengths -> states (n_tokens, width) in input
-    order, and final states (n_seqs, width).
+    order, and final states (n_seqs, width); with all_layers, the states of
+    every layer, (n_tokens, depth, width), the first layer's first.
 
     With two directions, each gets width/2 units; the final state is the
     concatenation of the forward network's state after the last token and the
@@ -229,18 +230,22 @@ class RecurrentEncoder(nn.Module):
             for layer in range(depth)
         )
 
-    def forward(self, flat: Tensor, lengths: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    def forward(self, flat: Tensor, lengths: Sequence[int], all_layers: bool = False) -> Tuple[Tensor, Tensor]:
         batch = ChunkedBatch(lengths, flat.device, chunk_size_for(flat.device))
         if batch.n_tokens == 0:
-            return flat.new_zeros((0, self.width)), flat.new_zeros((batch.n_seqs, self.width))
+            shape = (0, len(self.layers), self.width) if all_layers else (0, self.width)
+            return flat.new_zeros(shape), flat.new_zeros((batch.n_seqs, self.width))
         states = flat
+        every_layer = []
         for depth, directions in enumerate(self.layers):
             if depth > 0:
                 states = nn.functional.dropout(states, self.dropout, self.training)
             outputs = run_directions(batch, directions, states)
             states = torch.cat([out[0] for out in outputs], dim=1)
             finals = torch.cat([out[1] for out in outputs], dim=1)
-        return states, batch.unsort(finals)
+            if all_layers:
+                every_layer.append(states)
+        return (torch.stack(every_layer, dim=1) if all_layers else states), batch.unsort(finals)
 
 
 def run_directions(batch: ChunkedBatch, directions: nn.ModuleList, states: Tensor) -> List[Tuple[Tensor, Tensor]]:
@@ -338,16 +343,21 @@ def segment_max(values: Tensor, segment: Tensor, n_segments: int) -> Tensor:
 class PooledRecurrentEncoder(nn.Module):
     """RecurrentEncoder followed by Pooling: (n_tokens, nI) + lengths ->
     (n_seqs, width · len(pooling)); with pool=False, the encoder's (states,
-    final states) instead, for a view of the states that shares the weights."""
+    final states) instead (of every layer with all_layers), for a view of
+    the states that shares the weights."""
 
     def __init__(self, nI: int, width: int, pooling: Sequence[str] = ("max", "last"), **encoder_kwargs):
         super().__init__()
         self.encoder = RecurrentEncoder(nI, width, **encoder_kwargs)
         self.pooling = Pooling(width, pooling)
 
-    def forward(self, flat: Tensor, lengths: Sequence[int], pool: bool = True) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    def forward(
+        self, flat: Tensor, lengths: Sequence[int], pool: bool = True, all_layers: bool = False
+    ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+        if not pool:
+            return self.encoder(flat, lengths, all_layers=all_layers)
         states, final = self.encoder(flat, lengths)
-        return self.pooling(states, final, lengths) if pool else (states, final)
+        return self.pooling(states, final, lengths)
 
 
 def count_parameters(module: nn.Module) -> int:
