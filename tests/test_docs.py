@@ -40,6 +40,11 @@ def test_readme_is_short():
     assert len((REPO / "README.md").read_text(encoding="utf8").splitlines()) <= 200
 
 
+def test_pretraining_page_is_a_user_page():
+    """The research log lives in experiments/NOTES.md, not on the user page."""
+    assert len((REPO / "docs" / "pretraining.md").read_text(encoding="utf8").splitlines()) <= 250
+
+
 def test_readme_keeps_the_commands_ci_runs():
     text = (REPO / "README.md").read_text(encoding="utf8")
     fenced = "\n".join(FENCE.findall(text))
