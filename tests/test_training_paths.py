@@ -15,13 +15,13 @@ TEXTS = [" ".join(WORDS[(i * 5 + j * 3) % len(WORDS)] for j in range(2 + i % 6))
 EMBED = {"@architectures": "spacy_rnn.HashEmbed.v1", "width": 8, "attrs": ["NORM"], "rows": [100]}
 
 
-def torch_weights(nlp, name):
-    """Every torch parameter of a component, copied, by (shim, name)."""
+def torch_weights(nlp, name, gradients=False):
+    """Every torch parameter of a component (or its gradient), copied, by (shim, name)."""
     weights = {}
     for node in nlp.get_pipe(name).model.walk():
         for shim in node.shims:
             for key, parameter in shim._model.named_parameters():
-                weights[(node.name, key)] = parameter.detach().numpy().copy()
+                weights[(node.name, key)] = (parameter.grad if gradients else parameter.detach()).numpy().copy()
     return weights
 
 
@@ -58,11 +58,7 @@ def test_rehearse_moves_the_recurrent_weights_by_their_true_gradient(multilabel)
     # The true gradients of the rehearsal loss, from a copy left without an optimizer step.
     twin = copy.deepcopy(nlp)
     twin.get_pipe("textcat_multilabel").rehearse(old, sgd=None)
-    gradients = {}
-    for node in twin.get_pipe("textcat_multilabel").model.walk():
-        for shim in node.shims:
-            for key, parameter in shim._model.named_parameters():
-                gradients[(node.name, key)] = parameter.grad.numpy().copy()
+    gradients = torch_weights(twin, "textcat_multilabel", gradients=True)
     before = torch_weights(nlp, "textcat_multilabel")
     learn_rate = 0.05
     nlp.rehearse(old, sgd=SGD(learn_rate, L2=0.0, grad_clip=0.0))

@@ -56,10 +56,7 @@ def build_textcat_rnn(
         "spacy_rnn.TextCatRNN.v1", tok2vec, width, depth, cell, bidirectional, dropout, activation, pooling,
         max_length,
     )
-    if exclusive_classes:
-        output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
-    else:
-        output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
+    output_layer = rnn_output_layer(exclusive_classes, nO, rnn.get_dim("nO"))
     model = CheckedChain(tok2vec, rnn, output_layer)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("rnn", rnn)
@@ -144,10 +141,7 @@ def build_textcat_rnn_v2(
         "spacy_rnn.TextCatRNN.v2", tok2vec, pretrained, pooled_norm, width, depth, cell, bidirectional, dropout,
         activation, pooling, max_length,
     )
-    if exclusive_classes:
-        output_layer = Softmax_v2(nO=nO, nI=rnn.get_dim("nO"))
-    else:
-        output_layer = chain(Linear(nO=nO, nI=rnn.get_dim("nO")), Logistic())
+    output_layer = rnn_output_layer(exclusive_classes, nO, rnn.get_dim("nO"))
     model = CheckedChain(inputs, rnn, *norm, output_layer)
     set_rnn_refs(model, tok2vec, inputs, rnn, pretrained, max_length)
     model.set_ref("output_layer", output_layer)
@@ -284,3 +278,11 @@ def check_linear_model(where: str, linear_model: Model, exclusive_classes: bool)
         raise ValueError(
             f"{where}: 'linear_model' and the ensemble disagree on exclusive_classes. Set the same value in both."
         )
+
+
+def rnn_output_layer(exclusive_classes: bool, nO: Optional[int], nI: int) -> Model[Floats2d, Floats2d]:
+    """TextCatRNN's output layer over the pooled vector: a softmax for
+    exclusive classes, a linear layer and logistic otherwise."""
+    if exclusive_classes:
+        return Softmax_v2(nO=nO, nI=nI)
+    return chain(Linear(nO=nO, nI=nI), Logistic())
