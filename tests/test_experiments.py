@@ -36,6 +36,8 @@ def test_the_movies_text_reads_the_unlabelled_imdb_reviews(experiments):
     texts = list(srsly.read_jsonl(project / "corpus" / "pretrain" / "movies" / "texts.jsonl"))
     assert texts and sum(len(text["text"].split()) for text in texts) <= 3000
     assert (project / "training" / "pretrain" / "products" / "model-last.bin").is_file()
+    info = load_json(project / "training" / "pretrain" / "movies" / "pretrain.json")
+    assert info["objective"] == "spacy_rnn.BiLM.v2" and info["overrides"]["pretraining.objective.activation_penalty"] == 2.0
 
 
 def test_each_study_writes_its_metrics(experiments):
@@ -53,6 +55,25 @@ def test_each_study_writes_its_metrics(experiments):
     assert imdb["confusion"]["labels"] == ["neg", "pos"] and "mae" not in imdb
     assert_png(metrics / "imdb" / "rnn_confusion.png")
     assert "IMDB movie reviews" in (project / "reports" / "imdb.md").read_text(encoding="utf8")
+
+
+def test_screen_trains_every_setting_from_scratch_and_from_the_encoder(experiments):
+    project, _ = experiments
+    for dataset in ("sst5", "imdb"):
+        results = load_json(project / "metrics" / "screen" / f"{dataset}.json")
+        assert list(results) == ["scratch", "pretrained", "scratch-recipe", "pretrained-recipe", "frozen"]
+        assert all(0.0 <= result["dev_last"] <= 100.0 and result["steps"] <= 4 for result in results.values())
+        table = (project / "metrics" / "screen" / f"{dataset}.md").read_text(encoding="utf8")
+        assert table.count("\n| ") == 5 and "| frozen |" in table
+        configs = {name: (project / "training" / "screen" / dataset / name / "config.cfg").read_text()
+                   for name in results}
+        assert all(("init_tok2vec = null" in text) == name.startswith("scratch") for name, text in configs.items())
+        for name in ("scratch-recipe", "pretrained-recipe"):
+            assert "slanted_triangular.v1" in configs[name] and "spacy.batch_by_sequence.v1" in configs[name]
+            assert 'pooled_norm = "layer"' in configs[name]
+        assert ("pretrained_encoder_schedule.v3" in configs["pretrained-recipe"]
+                and "pretrained_encoder_schedule.v3" not in configs["scratch-recipe"])
+        assert "spacy_rnn.PretrainedRNNFeatures.v1" in configs["frozen"]
 
 
 def test_decoding_scores_every_setting_and_picks_one_of_them(experiments):

@@ -49,6 +49,7 @@ from rnnproject.files import (config_overrides, fail, git_commit, read_json, run
                               write_json, write_text)
 from rnnproject.metrics import N_RESAMPLES, mean_sd, paired_bootstrap, pairwise_correct
 from rnnproject.pipelines import evaluate_pipeline, train
+from rnnproject.pretraining import budget
 from spacy_rnn.corpus import read_jsonl
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -257,7 +258,11 @@ def machine_line(seeds: Sequence[int], overrides: Dict, heavy_max_epochs: int, t
     epochs = overrides.get("training.max_epochs", "from each config")
     commit = (f"tables written at commit {git_commit()} from the records of earlier runs" if tables_only
               else f"commit {git_commit()}")
-    pretrained = "".join(f" · {dataset}: encoder {path}" for dataset, path in (encoders or {}).items())
+    by_encoder: Dict[Path, List[str]] = {}
+    for dataset, path in (encoders or {}).items():
+        by_encoder.setdefault(path, []).append(dataset)
+    pretrained = "".join(f" · encoder of {', '.join(datasets)}: {path} ({budget(path)})"
+                         for path, datasets in by_encoder.items())
     return (f"Seeds {', '.join(map(str, seeds))} (training seed; fixed splits) · {platform.machine()} · "
             f"{os.cpu_count()} cores · CPU · spaCy {spacy.__version__}, torch {torch.__version__} · "
             f"max_epochs {epochs} ({heavy_max_epochs} on IMDB and SST-5 phrases){pretrained} · {commit}")

@@ -256,7 +256,7 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
         fail("[pretraining] n_save_every and n_save_epoch must be null: this script saves every epoch, and resumes "
              "after the last one saved.")
     settings = {"config": str(config_path), "overrides": overrides, "fingerprint": fingerprint(config, paths),
-                "max_epochs": max_epochs}
+                "max_epochs": max_epochs, "objective": config["pretraining"]["objective"]["@architectures"]}
     info = read_json(output_dir / INFO) if (output_dir / INFO).exists() else {}
     same = info.get("fingerprint") == settings["fingerprint"]
     if same and info.get("finished") and info["max_epochs"] == max_epochs and (output_dir / "model-last.bin").exists():
@@ -291,3 +291,20 @@ def pretrain(config_path: Path, output_dir: Path, overrides: Dict, gpu_id: int =
     }
     write_json(output_dir / INFO, info)
     return info
+
+
+def budget(encoder: Path) -> str:
+    """What an encoder's pretraining cost, from the pretrain.json beside it:
+    words an epoch, epochs, the objective and minutes (of its last run, where
+    it resumed), e.g. for the header of a table of fine-tuned results."""
+    info_path = Path(encoder).parent / INFO
+    if not info_path.exists():
+        return "pretraining budget unknown (no pretrain.json beside it)"
+    info = read_json(info_path)
+    if not info.get("finished"):
+        return "pretraining unfinished"
+    objective = info.get("objective") or info["overrides"].get("pretraining.objective.@architectures", "its objective")
+    after = info["resumed_after_epoch"]
+    resumed = "" if after is None else f", the last run resumed after epoch {after}"
+    return (f"{info['words_per_epoch']:,} words × {info['max_epochs']} epochs, {objective}, "
+            f"{info['seconds'] / 60:.0f} minutes at {info['words_per_second']:,} words/s{resumed}")

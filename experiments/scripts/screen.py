@@ -1,0 +1,157 @@
+"""Screen the fine-tuning settings of issue 29 with one seed on a dev split.
+
+Trains the config of `--config` once per setting and writes, in OUT_DIR,
+`<dataset>.json` (each setting: what it changes, dev score at the end and the
+best one, steps, minutes) and `<dataset>.md` (the same as a table). The
+settings, each from scratch and from the pretrained encoder with the same
+trials, so that the encoder is compared under the same search:
+
+- `scratch` / `pretrained`: the config as it is, without or with the encoder
+  (`paths.init_tok2vec`);
+- `scratch-recipe` / `pretrained-recipe`: ULMFiT's fine-tuning recipe
+  (Howard & Ruder 2018) as settings: TextCatRNN.v2 with a LayerNorm over the
+  pooled vector, `--docs-per-batch` documents per batch
+  (`spacy.batch_by_sequence.v1`), the slanted-triangular rate peaking at
+  twice the config's, and (with the encoder) pretrained_encoder_schedule.v3
+  with ULMFiT's rate decay of 1/2.6 per part and staged unfreezing over the
+  first tenth of the updates;
+- `frozen`: the frozen-feature mode (`--frozen-config`, TextCatRNN.v2 with
+  `pretrained`), the encoder run frozen and mixed into a fresh BiLSTM.
+
+A setting whose training folder has a train.json for the same config is
+skipped, so an interrupted screen resumes with the setting it stopped in.
+
+    python scripts/screen.py imdb corpus/imdb metrics/screen --encoder training/pretrain/movies/model-last.bin \\
+        --settings "scratch pretrained frozen" --max-epochs 1 --eval-frequency 1000
+"""
+import math
+from pathlib import Path
+from typing import Dict, NamedTuple, Optional
+
+import srsly
+import typer
+from spacy.tokens import DocBin
+from thinc.api import Config
+from wasabi import msg
+
+import project_path  # noqa: F401 - puts the user project's helper package on sys.path
+from rnnproject.files import fail, read_json, write_json, write_text
+from rnnproject.pipelines import corpus_paths, train
+from rnnproject.reports import table
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def recipe(config: Config, steps: int, docs_per_batch: int) -> None:
+    """ULMFiT's fine-tuning recipe as config settings (see the module's docstring)."""
+    model = config["components"]["textcat"]["model"]
+    model["@architectures"] = "spacy_rnn.TextCatRNN.v2"
+    model["pooled_norm"] = "layer"
+    training = config["training"]
+    training["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": docs_per_batch, "get_length": None}
+    rate = training["optimizer"]["learn_rate"]
+    training["optimizer"]["learn_rate"] = {"@schedules": "slanted_triangular.v1", "max_rate": 2 * rate,
+                                           "num_steps": steps, "cut_frac": 0.1, "ratio": 32}
+    training["max_steps"] = steps
+
+
+def staged(config: Config, steps: int) -> None:
+    config["training"]["before_update"] = {"@callbacks": "spacy_rnn.pretrained_encoder_schedule.v3",
+                                           "layer_decay": round(1 / 2.6, 4), "unfreeze_steps": max(1, steps // 20)}
+
+
+class Setting(NamedTuple):
+    changes: str  # what it changes, for the table
+    frozen: bool  # starts from the frozen-feature config
+    recipe: bool  # ULMFiT's recipe (with the encoder: also per-part rate decay and staged unfreezing)
+    encoder: bool  # starts from the pretrained encoder
+
+
+SETTINGS: Dict[str, Setting] = {
+    "scratch": Setting("the config as it is", False, False, False),
+    "pretrained": Setting("the config from the encoder", False, False, True),
+    "scratch-recipe": Setting("pooled LayerNorm, documents per batch, slanted-triangular rate", False, True, False),
+    "pretrained-recipe": Setting("the recipe from the encoder, with per-part rate decay and staged unfreezing",
+                                 False, True, True),
+    "frozen": Setting("the frozen encoder's mixed states into a fresh BiLSTM", True, False, True),
+}
+
+
+def setting_config(setting: Setting, base: Config, encoder: Optional[Path], steps: int, docs_per_batch: int) -> Config:
+    config = base.copy()
+    if setting.recipe:
+        recipe(config, steps, docs_per_batch)
+    if setting.encoder:
+        config["paths"]["init_tok2vec"] = str(encoder)
+    if setting.recipe and setting.encoder:
+        staged(config, steps)
+    return config
+
+
+def main(
+    # fmt: off
+    dataset: str = typer.Argument(..., help="The name of the corpus in the tables, e.g. imdb"),
+    corpus: Path = typer.Argument(..., help="A folder of convert.py with train.spacy and dev.spacy", exists=True),
+    out_dir: Path = typer.Argument(..., help="Folder for <dataset>.json and <dataset>.md"),
+    encoder: Optional[Path] = typer.Option(None, help="The pretrained encoder (model-last.bin of pretrain.py)"),
+    settings: str = typer.Option(" ".join(SETTINGS), help="The settings to screen, separated by spaces"),
+    config: str = typer.Option("pretrain_textcat_lstm_w256.cfg", help="The config in ../configs"),
+    frozen_config: str = typer.Option("pretrain_textcat_lstm_w256_frozen.cfg", help="The frozen-feature config"),
+    training_dir: Path = typer.Option(Path("training/screen"), help="Folder for each setting's training"),
+    max_epochs: int = typer.Option(1, help="Epochs of each training"),
+    docs_per_batch: int = typer.Option(16, help="Documents per batch in the recipe"),
+    eval_frequency: int = typer.Option(1000, help="Updates between evaluations on dev"),
+    max_steps: int = typer.Option(0, help="Most updates of each training (0: no limit), for a quick run"),
+    seed: int = typer.Option(0, help="The training seed"),
+    # fmt: on
+):
+    """Train each setting once on `corpus` and tabulate its dev scores."""
+    unknown = [name for name in settings.split() if name not in SETTINGS]
+    if unknown:
+        fail(f"Unknown settings {unknown}: choose from {list(SETTINGS)}.")
+    needs_encoder = [name for name in settings.split() if SETTINGS[name].encoder]
+    if needs_encoder and (encoder is None or not encoder.is_file()):
+        fail(f"The settings {needs_encoder} start from a pretrained encoder: give --encoder, a model-last.bin "
+             f"of pretrain.py (got {encoder}).")
+    paths = corpus_paths(corpus)
+    n_train = len(DocBin().from_disk(paths["paths.train"]))
+    steps = math.ceil(n_train / docs_per_batch) * max_epochs
+    if max_steps:
+        steps = min(steps, max_steps)
+    results_path = out_dir / f"{dataset}.json"
+    results = read_json(results_path) if results_path.exists() else {}
+    for name in settings.split():
+        setting = SETTINGS[name]
+        base = Config().from_disk(CONFIGS / (frozen_config if setting.frozen else config), interpolate=False)
+        cfg = setting_config(setting, base, encoder.resolve() if encoder else None, steps, docs_per_batch)
+        cfg["training"]["max_epochs"] = max_epochs
+        if max_steps:
+            cfg["training"]["max_steps"] = min(max_steps, cfg["training"]["max_steps"] or max_steps)
+        cfg["training"]["eval_frequency"] = eval_frequency
+        cfg["system"]["seed"] = seed
+        output = training_dir / dataset / name
+        output.mkdir(parents=True, exist_ok=True)
+        cfg_text = cfg.to_str()
+        if (output / "train.json").exists() and (output / "config.cfg").read_text() == cfg_text:
+            msg.info(f"{dataset} {name}: trained already ({output})")
+        else:
+            msg.divider(f"{dataset} {name}: {setting.changes}")
+            (output / "train.json").unlink(missing_ok=True)
+            (output / "config.cfg").write_text(cfg_text)
+            train(output / "config.cfg", output, paths)
+        info = read_json(output / "train.json")
+        log = list(srsly.read_jsonl(output / "log.jsonl"))
+        last = log[-1] if log else {}
+        results[name] = {"changes": setting.changes, "dev_last": round(100 * last.get("score", 0.0), 1),
+                         "dev_best": round(100 * (info["best_score"] or 0.0), 1), "steps": info["steps"],
+                         "minutes": round(info["seconds"] / 60, 1), "seed": seed, "epochs": max_epochs}
+        write_json(results_path, results)
+    rows = [[name, r["changes"], f"{r['dev_last']:.1f}", f"{r['dev_best']:.1f}", f"{r['steps']:,}", f"{r['minutes']:.0f}"]
+            for name, r in results.items()]
+    header = ["setting", "changes", "dev (end)", "dev (best)", "updates", "minutes"]
+    write_text(out_dir / f"{dataset}.md", table(header, rows) + "\n")
+    msg.good(f"Wrote {results_path} and {out_dir / f'{dataset}.md'}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
