@@ -41,8 +41,11 @@ def test_readme_is_short():
 
 
 def test_pretraining_page_is_a_user_page():
-    """The research log lives in experiments/NOTES.md, not on the user page."""
-    assert len((REPO / "docs" / "pretraining.md").read_text(encoding="utf8").splitlines()) <= 250
+    """The research log lives in experiments/NOTES.md, not on the user page:
+    its prose (what lies outside the generated blocks) stays short."""
+    text = (REPO / "docs" / "pretraining.md").read_text(encoding="utf8")
+    prose = re.sub(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", "", text, flags=re.DOTALL)
+    assert "<!-- screen:start -->" in text and len(prose.splitlines()) <= 175
 
 
 def test_readme_keeps_the_commands_ci_runs():

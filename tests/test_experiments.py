@@ -3,11 +3,12 @@ titles of other products (which needs internet) runs end to end with
 smoke-size vars on slices of the real data, in a copy of the project, and its
 outputs are checked; a second run skips every step."""
 import json
+import shutil
 
 import pytest
 import srsly
 
-from conftest import data_dir
+from conftest import REPO, data_dir
 from test_project import QUIET_THREADS, SMOKE_TIMEOUT, assert_png, copy_project, fraction, load_json, run
 
 SMOKE_VARS = {"limit_train": 200, "limit_eval": 50, "max_steps": 4, "pretrain_max_words": 3000, "pretrain_epochs": 1}
@@ -24,7 +25,9 @@ def experiments(tmp_path_factory):
     """The `all` workflow with smoke-size vars, run once: (project folder, console output)."""
     if not data_dir().is_dir():
         pytest.skip(f"no real data: SPACY_RNN_DATA={data_dir()} is not a directory (point it at shared/data)")
-    project = copy_project(tmp_path_factory.mktemp("experiments"), "experiments")
+    root = tmp_path_factory.mktemp("experiments")
+    shutil.copytree(REPO / "docs", root / "docs")  # the screen step writes a block of docs/pretraining.md
+    project = copy_project(root, "experiments")
     result = run_all(project)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project, result.stdout
@@ -37,7 +40,8 @@ def test_the_movies_text_reads_the_unlabelled_imdb_reviews(experiments):
     assert texts and sum(len(text["text"].split()) for text in texts) <= 3000
     assert (project / "training" / "pretrain" / "products" / "model-last.bin").is_file()
     info = load_json(project / "training" / "pretrain" / "movies" / "pretrain.json")
-    assert info["objective"] == "spacy_rnn.BiLM.v2" and info["overrides"]["pretraining.objective.activation_penalty"] == 2.0
+    assert info["objective"] == "spacy_rnn.BiLM.v2"
+    assert info["overrides"]["pretraining.objective.activation_penalty"] == 2.0
 
 
 def test_each_study_writes_its_metrics(experiments):
@@ -62,7 +66,9 @@ def test_screen_trains_every_setting_from_scratch_and_from_the_encoder(experimen
     for dataset in ("sst5", "imdb"):
         results = load_json(project / "metrics" / "screen" / f"{dataset}.json")
         assert list(results) == ["scratch", "pretrained", "scratch-recipe", "pretrained-recipe", "frozen"]
-        assert all(0.0 <= result["dev_last"] <= 100.0 and result["steps"] <= 4 for result in results.values())
+        for result in results.values():
+            assert 0.0 <= result["dev_accuracy"] <= 100.0 and 0.0 <= result["dev_macro_f"] <= 100.0
+            assert result["steps"] <= 4
         table = (project / "metrics" / "screen" / f"{dataset}.md").read_text(encoding="utf8")
         assert table.count("\n| ") == 5 and "| frozen |" in table
         configs = {name: (project / "training" / "screen" / dataset / name / "config.cfg").read_text()
@@ -74,6 +80,10 @@ def test_screen_trains_every_setting_from_scratch_and_from_the_encoder(experimen
         assert ("pretrained_encoder_schedule.v3" in configs["pretrained-recipe"]
                 and "pretrained_encoder_schedule.v3" not in configs["scratch-recipe"])
         assert "spacy_rnn.PretrainedRNNFeatures.v1" in configs["frozen"]
+    page = (project.parent / "docs" / "pretraining.md").read_text(encoding="utf8")
+    block = page.split("<!-- screen:start -->")[1].split("<!-- screen:end -->")[0]
+    assert "#### imdb (dev split, max_epochs 1)" in block and "#### sst5 (dev split, max_epochs 8)" in block
+    assert "encoder training/pretrain/movies/model-last.bin (" in block and "spacy_rnn.BiLM.v2" in block
 
 
 def test_decoding_scores_every_setting_and_picks_one_of_them(experiments):

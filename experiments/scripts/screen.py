@@ -1,8 +1,9 @@
-"""Screen the fine-tuning settings of issue 29 with one seed on a dev split.
+"""Screen the ways to fine-tune from a pretrained encoder, one seed on a dev split.
 
 Trains the config of `--config` once per setting and writes, in OUT_DIR,
-`<dataset>.json` (each setting: what it changes, dev score at the end and the
-best one, steps, minutes) and `<dataset>.md` (the same as a table). The
+`<dataset>.json` (each setting: what it changes, dev accuracy and macro-F1 at
+the end, macro-F1 at its best evaluation, updates, minutes) and `<dataset>.md` (the same as a
+table); with `--docs`, every dataset's table into that page's `screen` block. The
 settings, each from scratch and from the pretrained encoder with the same
 trials, so that the encoder is compared under the same search:
 
@@ -28,15 +29,16 @@ import math
 from pathlib import Path
 from typing import Dict, NamedTuple, Optional
 
-import srsly
+import spacy
 import typer
 from spacy.tokens import DocBin
 from thinc.api import Config
 from wasabi import msg
 
 import project_path  # noqa: F401 - puts the user project's helper package on sys.path
-from rnnproject.files import fail, read_json, write_json, write_text
-from rnnproject.pipelines import corpus_paths, train
+from rnnproject.files import fail, git_commit, read_json, write_between_markers, write_json, write_text
+from rnnproject.pipelines import corpus_paths, predict, train
+from rnnproject.pretraining import budget
 from rnnproject.reports import table
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -50,8 +52,10 @@ def recipe(config: Config, steps: int, docs_per_batch: int) -> None:
     training = config["training"]
     training["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": docs_per_batch, "get_length": None}
     rate = training["optimizer"]["learn_rate"]
+    cut_frac = 0.1  # thinc's schedule needs num_steps * cut_frac >= 1
     training["optimizer"]["learn_rate"] = {"@schedules": "slanted_triangular.v1", "max_rate": 2 * rate,
-                                           "num_steps": steps, "cut_frac": 0.1, "ratio": 32}
+                                           "num_steps": max(steps, math.ceil(1 / cut_frac)), "cut_frac": cut_frac,
+                                           "ratio": 32}
     training["max_steps"] = steps
 
 
@@ -103,6 +107,7 @@ def main(
     eval_frequency: int = typer.Option(1000, help="Updates between evaluations on dev"),
     max_steps: int = typer.Option(0, help="Most updates of each training (0: no limit), for a quick run"),
     seed: int = typer.Option(0, help="The training seed"),
+    docs: Optional[Path] = typer.Option(None, help="A page whose 'screen' block gets every dataset's table"),
     # fmt: on
 ):
     """Train each setting once on `corpus` and tabulate its dev scores."""
@@ -140,17 +145,51 @@ def main(
             (output / "config.cfg").write_text(cfg_text)
             train(output / "config.cfg", output, paths)
         info = read_json(output / "train.json")
-        log = list(srsly.read_jsonl(output / "log.jsonl"))
-        last = log[-1] if log else {}
-        results[name] = {"changes": setting.changes, "dev_last": round(100 * last.get("score", 0.0), 1),
+        dev_path = output / "dev.json"
+        if not dev_path.exists() or dev_path.stat().st_mtime < (output / "train.json").stat().st_mtime:
+            write_json(dev_path, dev_scores(output / "model-last", Path(paths["paths.dev"])))
+        dev = read_json(dev_path)
+        results[name] = {"changes": setting.changes, "dev_accuracy": dev["accuracy"], "dev_macro_f": dev["macro_f"],
                          "dev_best": round(100 * (info["best_score"] or 0.0), 1), "steps": info["steps"],
                          "minutes": round(info["seconds"] / 60, 1), "seed": seed, "epochs": max_epochs}
         write_json(results_path, results)
-    rows = [[name, r["changes"], f"{r['dev_last']:.1f}", f"{r['dev_best']:.1f}", f"{r['steps']:,}", f"{r['minutes']:.0f}"]
-            for name, r in results.items()]
-    header = ["setting", "changes", "dev (end)", "dev (best)", "updates", "minutes"]
-    write_text(out_dir / f"{dataset}.md", table(header, rows) + "\n")
+    write_text(out_dir / f"{dataset}.md", results_table(results) + "\n")
     msg.good(f"Wrote {results_path} and {out_dir / f'{dataset}.md'}")
+    if docs:
+        write_between_markers(docs, "screen", screen_block(out_dir, encoder))
+        msg.good(f"Wrote the 'screen' block of {docs}")
+
+
+def dev_scores(model: Path, dev_path: Path) -> Dict[str, float]:
+    """Accuracy and macro-F1 (%) of the trained pipeline on the dev Docs."""
+    nlp = spacy.load(model)
+    examples, scores = predict(nlp, dev_path)
+    right = sum(max(eg.predicted.cats, key=eg.predicted.cats.get) == max(eg.reference.cats, key=eg.reference.cats.get)
+                for eg in examples)
+    return {"accuracy": round(100 * right / len(examples), 1), "macro_f": round(100 * scores["cats_macro_f"], 1)}
+
+
+def results_table(results: Dict[str, Dict]) -> str:
+    header = ["setting", "changes", "dev accuracy", "dev macro-F1", "best evaluation's macro-F1", "updates", "minutes"]
+    rows = [[name, r["changes"], f"{r['dev_accuracy']:.1f}", f"{r['dev_macro_f']:.1f}", f"{r['dev_best']:.1f}",
+             f"{r['steps']:,}", f"{r['minutes']:.0f}"] for name, r in results.items()]
+    return table(header, rows)
+
+
+def screen_block(out_dir: Path, encoder: Optional[Path]) -> str:
+    """Every dataset's table of out_dir under one header: seed, epochs, the
+    encoder and its pretraining budget, the commit."""
+    tables = {path.stem: read_json(path) for path in sorted(out_dir.glob("*.json"))}
+    runs = [result for results in tables.values() for result in results.values()]
+    seeds = sorted({result["seed"] for result in runs})
+    pretrained = f"encoder {encoder} ({budget(encoder)})" if encoder else "no encoder"
+    lines = [f"Seed {', '.join(map(str, seeds))}, one training per setting, scored on the dev split at the end "
+             f"(model-last) and at its best evaluation during training · {pretrained} · commit {git_commit()}"]
+    for dataset, results in tables.items():
+        epochs = sorted({result["epochs"] for result in results.values()})
+        lines += ["", f"#### {dataset} (dev split, max_epochs {', '.join(map(str, epochs))})", "",
+                  results_table(results)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
