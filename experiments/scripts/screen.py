@@ -2,10 +2,11 @@
 
 Trains the config of `--config` once per setting and writes, in OUT_DIR,
 `<dataset>.json` (each setting: what it changes, dev accuracy and macro-F1 at
-the end, macro-F1 at its best evaluation, updates, minutes) and `<dataset>.md` (the same as a
-table); with `--docs`, every dataset's table into that page's `screen` block. The
-settings, each from scratch and from the pretrained encoder with the same
-trials, so that the encoder is compared under the same search:
+the end, macro-F1 at its best evaluation, updates, minutes) and
+`<dataset>.md` (the same as a table); with `--docs`, every dataset's table
+into that page's `screen` block. The settings, each from scratch and from the
+pretrained encoder with the same trials, so that the encoder is compared
+under the same search:
 
 - `scratch` / `pretrained`: the config as it is, without or with the encoder
   (`paths.init_tok2vec`);
