@@ -2,7 +2,8 @@
 
 Trains the config of `--config` once per setting and writes, in OUT_DIR,
 `<dataset>.json` (each setting: what it changes, dev accuracy and macro-F1 at
-the end, macro-F1 at its best evaluation, updates, minutes) and
+the end, macro-F1 at its best evaluation, the update of its last evaluation,
+minutes) and
 `<dataset>.md` (the same as a table); with `--docs`, every dataset's table
 into that page's `screen` block. The settings, each from scratch and from the
 pretrained encoder with the same trials, so that the encoder is compared
@@ -171,7 +172,8 @@ def dev_scores(model: Path, dev_path: Path) -> Dict[str, float]:
 
 
 def results_table(results: Dict[str, Dict]) -> str:
-    header = ["setting", "changes", "dev accuracy", "dev macro-F1", "best evaluation's macro-F1", "updates", "minutes"]
+    header = ["setting", "changes", "dev accuracy", "dev macro-F1", "best evaluation's macro-F1",
+              "update of the last evaluation", "minutes"]
     rows = [[name, r["changes"], f"{r['dev_accuracy']:.1f}", f"{r['dev_macro_f']:.1f}", f"{r['dev_best']:.1f}",
              f"{r['steps']:,}", f"{r['minutes']:.0f}"] for name, r in results.items()]
     return table(header, rows)
