@@ -45,7 +45,7 @@ def test_pretraining_page_is_a_user_page():
     its prose (what lies outside the generated blocks) stays short."""
     text = (REPO / "docs" / "pretraining.md").read_text(encoding="utf8")
     prose = re.sub(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", "", text, flags=re.DOTALL)
-    assert "<!-- screen:start -->" in text and len(prose.splitlines()) <= 175
+    assert "<!-- screen:start -->" in text and len(prose.splitlines()) <= 180
 
 
 def test_readme_keeps_the_commands_ci_runs():

@@ -154,6 +154,7 @@ def main(
         results[name] = {"changes": setting.changes, "dev_accuracy": dev["accuracy"], "dev_macro_f": dev["macro_f"],
                          "dev_best": round(100 * (info["best_score"] or 0.0), 1), "steps": info["steps"],
                          "minutes": round(info["seconds"] / 60, 1), "seed": seed, "epochs": max_epochs}
+        results = {name: results[name] for name in SETTINGS if name in results}
         write_json(results_path, results)
     write_text(out_dir / f"{dataset}.md", results_table(results) + "\n")
     msg.good(f"Wrote {results_path} and {out_dir / f'{dataset}.md'}")

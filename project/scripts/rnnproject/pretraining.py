@@ -306,5 +306,6 @@ def budget(encoder: Path) -> str:
     objective = info.get("objective") or info["overrides"].get("pretraining.objective.@architectures", "its objective")
     after = info["resumed_after_epoch"]
     resumed = "" if after is None else f", the last run resumed after epoch {after}"
-    return (f"{info['words_per_epoch']:,} words × {info['max_epochs']} epochs, {objective}, "
+    epochs = f"{info['max_epochs']} epoch{'s' if info['max_epochs'] != 1 else ''}"
+    return (f"{info['words_per_epoch']:,} words × {epochs}, {objective}, "
             f"{info['seconds'] / 60:.0f} minutes at {info['words_per_second']:,} words/s{resumed}")
