@@ -311,13 +311,17 @@ def test_commands_declare_their_scripts_and_the_code_they_train_with(project_yml
 
 
 def test_only_the_readme_step_and_the_benches_write_into_the_docs():
-    """Outside benchmarks/, only the user project's readme step names a page of
-    the docs or the README, and each bench writes into the page of its markers."""
+    """Outside benchmarks/, only the user project's readme step and the
+    experiments' screen step (the screen block of pretraining.md) name a page
+    of the docs or the README, and each bench writes into the page of its markers."""
+    writers = {("project", "readme"), ("experiments", "screen")}
     for name in ("project", "experiments"):
         for command in load_project(name)["commands"]:
             text = " ".join(command["script"])
-            if command["name"] != "readme" or name != "project":
+            if (name, command["name"]) not in writers:
                 assert "../docs" not in text and "../README" not in text, (name, command["name"])
+    screen = next(command for command in load_project("experiments")["commands"] if command["name"] == "screen")
+    assert "--docs ../docs/pretraining.md" in " ".join(screen["script"])
     benches = {command["name"]: " ".join(command["script"]) for command in load_project("benchmarks")["commands"]}
     assert "--readme ../docs/performance.md --summary ../README.md" in benches["bench-accuracy"]
     assert "--readme ../docs/pretraining.md" in benches["bench-pretraining"]
