@@ -350,7 +350,7 @@ def test_the_reddit_pretraining_comes_before_the_sarcasm_report(project_yml):
         assert steps.index("pretrain-reddit") < steps.index("train-sarcasm-pretrained") < steps.index(
             "evaluate-sarcasm"), name
     studies = load_project("experiments")["workflows"]
-    assert {"pretraining", "phrases", "imdb", "decoding", "titles-other", "all"} == set(studies)
+    assert {"pretraining", "screening", "phrases", "imdb", "decoding", "titles-other", "all"} == set(studies)
     assert "titles-other" not in studies["all"] and set(studies["titles-other"]) - set(studies["all"])
 
 
