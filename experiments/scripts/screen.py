@@ -39,7 +39,7 @@ from wasabi import msg
 
 import project_path  # noqa: F401 - puts the user project's helper package on sys.path
 from rnnproject.files import fail, git_commit, read_json, write_between_markers, write_json, write_text
-from rnnproject.pipelines import corpus_paths, predict, train
+from rnnproject.pipelines import corpus_paths, evaluate_predictions, predict, train
 from rnnproject.pretraining import budget
 from rnnproject.reports import table
 
@@ -154,7 +154,7 @@ def main(
         results[name] = {"changes": setting.changes, "dev_accuracy": dev["accuracy"], "dev_macro_f": dev["macro_f"],
                          "dev_best": round(100 * (info["best_score"] or 0.0), 1), "steps": info["steps"],
                          "minutes": round(info["seconds"] / 60, 1), "seed": seed, "epochs": max_epochs}
-        results = {name: results[name] for name in SETTINGS if name in results}
+        results = {key: results[key] for key in SETTINGS if key in results}  # in the order of SETTINGS
         write_json(results_path, results)
     write_text(out_dir / f"{dataset}.md", results_table(results) + "\n")
     msg.good(f"Wrote {results_path} and {out_dir / f'{dataset}.md'}")
@@ -164,12 +164,12 @@ def main(
 
 
 def dev_scores(model: Path, dev_path: Path) -> Dict[str, float]:
-    """Accuracy and macro-F1 (%) of the trained pipeline on the dev Docs."""
+    """Accuracy and macro-F1 (%) of the trained pipeline on the dev Docs, as
+    evaluate.py computes them on test."""
     nlp = spacy.load(model)
-    examples, scores = predict(nlp, dev_path)
-    right = sum(max(eg.predicted.cats, key=eg.predicted.cats.get) == max(eg.reference.cats, key=eg.reference.cats.get)
-                for eg in examples)
-    return {"accuracy": round(100 * right / len(examples), 1), "macro_f": round(100 * scores["cats_macro_f"], 1)}
+    examples, _ = predict(nlp, dev_path)
+    metrics = evaluate_predictions(examples, nlp, stars=False)["metrics"]
+    return {"accuracy": round(100 * metrics["accuracy"], 1), "macro_f": round(100 * metrics["macro_f1"], 1)}
 
 
 def results_table(results: Dict[str, Dict]) -> str:
