@@ -149,6 +149,8 @@ def test_bench_compares_a_pretrained_config_with_itself_from_scratch(scripts, tm
     assert bench.systems_of("sst5", [f"{config}.cfg"], ["tfidf"], {"sst5": tmp_path}) == [
         f"{config}.cfg", f"{config}.cfg+pretrained", "tfidf"]
     assert bench.systems_of("marc", [f"{config}.cfg"], ["tfidf"], {"sst5": tmp_path}) == [f"{config}.cfg", "tfidf"]
+    assert bench.systems_of("sst5", [f"{config}.cfg"], [], {"sst5": tmp_path}, scratch=False) == [
+        f"{config}.cfg+pretrained"]
     assert bench.key_of(f"{config}.cfg+pretrained") == pretrained
 
 

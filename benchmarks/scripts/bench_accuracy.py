@@ -100,10 +100,10 @@ def run_system(system: str, dataset: str, seed: int, out_dir: Path, overrides: D
 
 
 def systems_of(dataset: str, configs: Sequence[str], baselines: Sequence[str],
-               encoders: Dict[str, Path]) -> List[str]:
+               encoders: Dict[str, Path], scratch: bool = True) -> List[str]:
     skipped = SLOW_BASELINES if dataset in HEAVY else set()
     pretrained = [config + PRETRAINED for config in configs] if dataset in encoders else []
-    return list(configs) + pretrained + [key for key in baselines if key not in skipped]
+    return (list(configs) if scratch else []) + pretrained + [key for key in baselines if key not in skipped]
 
 
 def split_key(name: str) -> Tuple[str, bool]:
@@ -284,6 +284,10 @@ def main(
     summary_page: Optional[Path] = typer.Option(
         None, "--summary", help="Replace the bench-summary table (accuracy only) in this page (the README)"
     ),
+    scratch: bool = typer.Option(
+        True, help="Train each config from scratch too; --no-scratch runs only the pretrained side (another lane "
+        "or machine trains the rest into the same out_dir, and --tables-only gathers them)"
+    ),
     reuse: bool = typer.Option(False, "--reuse", help="Keep the records of earlier runs in out_dir (resume)"),
     tables_only: bool = typer.Option(
         False, "--tables-only", help="Train nothing: the tables of the records already in out_dir"
@@ -299,6 +303,8 @@ def main(
         if unknown:
             fail(f"Unknown {kind}(s) {', '.join(unknown)}: choose from {', '.join(known)}.")
     encoder_files = parse_encoders(encoders, check_files=not tables_only)
+    if not scratch and not encoder_files:
+        fail("--no-scratch trains only from pretrained encoders: give --encoders too (dataset=file).")
     no_block = [c for c in config_names if not load_config(CONFIGS / c).get("pretraining")] if encoder_files else []
     if no_block:
         fail(f"{', '.join(no_block)} has no [pretraining] block, so no pretrained encoder loads into it: "
@@ -313,7 +319,7 @@ def main(
     run_seeds: Dict[str, Dict[str, List[int]]] = {d: {} for d in dataset_names}
     for seed in seed_list:
         for dataset in dataset_names:
-            for system in systems_of(dataset, config_names, baseline_keys, encoder_files):
+            for system in systems_of(dataset, config_names, baseline_keys, encoder_files, scratch):
                 key = key_of(system)
                 if key in DETERMINISTIC and seed != seed_list[0]:
                     continue
