@@ -14,7 +14,7 @@ from test_project import QUIET_THREADS, SMOKE_TIMEOUT, copy_project, load_json, 
 
 SPEED_SYSTEMS = ["spaCy TextCatBOW.v3", "spacy-rnn LSTM (textcat_lstm.cfg)", "fastText (1 thread, bigrams, dim 50)"]
 PAGES = {"README.md": ["bench-summary"], "docs/performance.md": ["bench-accuracy", "bench-speed"],
-         "docs/pretraining.md": ["bench-accuracy"], "docs/scaling.md": ["bench-scale"]}
+         "docs/pretraining.md": ["confirm", "bench-accuracy"], "docs/scaling.md": ["bench-scale"]}
 
 
 def outside(text: str, markers) -> str:
@@ -37,7 +37,9 @@ def benchmarks(tmp_path_factory):
     variables = {
         "data_dir": data_dir(), "datasets": "sst5", "configs": "textcat_lstm.cfg", "baselines": "tfidf", "seeds": "0",
         "max_steps": 4, "limit_train": 200, "limit_eval": 50, "pretrain_configs": "pretrain_textcat_lstm_w256.cfg",
-        "pretrain_max_words": 2000, "pretrain_epochs": 1, "speed_docs": 60, "speed_repeats": 1, "speed_loads": "0 1",
+        "pretrain_max_words": 2000, "pretrain_epochs": 1,
+        "confirm_configs": "pretrain_textcat_lstm_w256_frozen.cfg", "confirm_datasets": "sst5", "speed_docs": 60,
+        "speed_repeats": 1, "speed_loads": "0 1",
         "speed_systems": ";".join(SPEED_SYSTEMS), "speed_roofline": "textcat_lstm.cfg", "memory_tokens": 300, "scale_records": 3000, "scale_job_records": 1000,
         "scale_repeats": 1, "scale_blocksize": "8KiB", "scale_train_steps": 2, "scale_max_workers": 2,
         "scale_workdir": root / "scale",
@@ -68,6 +70,12 @@ def test_accuracy_and_pretraining_tables(benchmarks):
     # the header names each encoder with its pretraining budget (pretrain.json beside it)
     assert re.search(r"encoder of [\w, ]*\bsst5\b[\w, ]*: training/pretrain/movies/model-last\.bin "
                      r"\([\d,]+ words × 1 epoch, spacy_rnn\.BiLM\.v2, \d+ minutes at [\d,]+ words/s\)", table), table[:2000]
+    # the confirm bench: the frozen-features config from scratch and from the movies encoder, in its own block
+    confirm = load_json(benchmarks / "metrics" / "confirm" / "accuracy.json")
+    frozen = "pretrain_textcat_lstm_w256_frozen"
+    assert set(confirm["sst5"]) == {frozen, f"{frozen}+pretrained", "tfidf"}
+    block = (benchmarks.parent / "docs" / "pretraining.md").read_text(encoding="utf8").split("<!-- confirm:start -->")[1]
+    assert f"- `{frozen}` pretrained " in block.split("<!-- confirm:end -->")[0]
     summary = (benchmarks.parent / "README.md").read_text(encoding="utf8")
     assert "| spacy-rnn `textcat_lstm.cfg` |" in summary.split("<!-- bench-summary:start -->")[1]
 

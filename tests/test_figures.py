@@ -28,7 +28,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 GENERATED: Dict[str, List[str]] = {
     "README.md": ["bench-summary"],
     "docs/performance.md": ["bench-accuracy", "bench-speed"],
-    "docs/pretraining.md": ["screen", "bench-accuracy"],
+    "docs/pretraining.md": ["screen", "confirm", "bench-accuracy"],
     "docs/scaling.md": ["bench-scale"],
     "docs/project.md": ["project-results"],
 }

@@ -280,7 +280,8 @@ def main(
     ),
     seeds: str = typer.Option("0 1 2", help="Training seeds, separated by spaces"),
     heavy_max_epochs: int = typer.Option(2, help="max_epochs on IMDB and on SST-5 phrases"),
-    readme: Optional[Path] = typer.Option(None, help="Replace the bench-accuracy tables in this page"),
+    readme: Optional[Path] = typer.Option(None, help="Replace the tables of the --block in this page"),
+    block: str = typer.Option("bench-accuracy", help="Name of the generated block (its markers) that --readme replaces"),
     summary_page: Optional[Path] = typer.Option(
         None, "--summary", help="Replace the bench-summary table (accuracy only) in this page (the README)"
     ),
@@ -340,7 +341,7 @@ def main(
     write_json(out_dir / "accuracy.json", runs)
     write_text(out_dir / "accuracy.md", report)
     if readme:
-        write_between_markers(readme, "bench-accuracy", report)
+        write_between_markers(readme, block, report)
     if summary_page:
         write_between_markers(summary_page, "bench-summary", summary(runs, config_names))
 
