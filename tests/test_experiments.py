@@ -6,12 +6,17 @@ import json
 import shutil
 
 import pytest
+import spacy
 import srsly
+from spacy.tokens import DocBin
 
 from conftest import REPO, data_dir
 from test_project import QUIET_THREADS, SMOKE_TIMEOUT, assert_png, copy_project, fraction, load_json, run
 
-SMOKE_VARS = {"limit_train": 200, "limit_eval": 50, "max_steps": 4, "pretrain_max_words": 3000, "pretrain_epochs": 1}
+SCREENED = ["scratch", "pretrained", "scratch-recipe", "pretrained-recipe", "frozen", "pretrained-stlr",
+            "pretrained-staged"]
+SMOKE_VARS = {"limit_train": 200, "limit_eval": 50, "max_steps": 4, "pretrain_max_words": 3000, "pretrain_epochs": 1,
+              "screen_settings": " ".join(SCREENED)}
 
 
 def run_all(project):
@@ -65,12 +70,12 @@ def test_screen_trains_every_setting_from_scratch_and_from_the_encoder(experimen
     project, _ = experiments
     for dataset in ("sst5", "imdb"):
         results = load_json(project / "metrics" / "screen" / f"{dataset}.json")
-        assert list(results) == ["scratch", "pretrained", "scratch-recipe", "pretrained-recipe", "frozen"]
+        assert list(results) == SCREENED
         for result in results.values():
             assert 0.0 <= result["dev_accuracy"] <= 100.0 and 0.0 <= result["dev_macro_f"] <= 100.0
             assert result["steps"] <= 4
         table = (project / "metrics" / "screen" / f"{dataset}.md").read_text(encoding="utf8")
-        assert table.count("\n| ") == 5 and "| frozen |" in table
+        assert table.count("\n| ") == len(SCREENED) and "| frozen |" in table
         configs = {name: (project / "training" / "screen" / dataset / name / "config.cfg").read_text()
                    for name in results}
         assert all(("init_tok2vec = null" in text) == name.startswith("scratch") for name, text in configs.items())
@@ -80,10 +85,45 @@ def test_screen_trains_every_setting_from_scratch_and_from_the_encoder(experimen
         assert ("pretrained_encoder_schedule.v3" in configs["pretrained-recipe"]
                 and "pretrained_encoder_schedule.v3" not in configs["scratch-recipe"])
         assert "spacy_rnn.PretrainedRNNFeatures.v1" in configs["frozen"]
+        # one part alone: the rate over the config's own word batches; v3's unfreezing without the rest
+        assert "slanted_triangular.v1" in configs["pretrained-stlr"] and "batch_by_words" in configs["pretrained-stlr"]
+        assert "pretrained_encoder_schedule.v3" in configs["pretrained-staged"]
+        assert "slanted_triangular" not in configs["pretrained-staged"] and "pooled_norm" not in configs["pretrained-staged"]
     page = (project.parent / "docs" / "pretraining.md").read_text(encoding="utf8")
     block = page.split("<!-- screen:start -->")[1].split("<!-- screen:end -->")[0]
     assert "#### imdb (dev split, max_epochs 1)" in block and "#### sst5 (dev split, max_epochs 8)" in block
     assert "encoder training/pretrain/movies/model-last.bin (" in block and "spacy_rnn.BiLM.v2" in block
+
+
+def test_each_screen_setting_changes_only_its_parts_of_the_recipe(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(REPO / "experiments" / "scripts"))
+    import screen
+    from thinc.api import Config
+
+    base = Config().from_disk(screen.CONFIGS / "pretrain_textcat_lstm_w256.cfg", interpolate=False)
+    for name, setting in screen.SETTINGS.items():
+        if setting.frozen:
+            continue
+        config = screen.setting_config(setting, base, tmp_path / "encoder.bin", 400, 16)
+        model, training = config["components"]["textcat"]["model"], config["training"]
+        assert (model.get("pooled_norm") == "layer") == ("norm" in setting.parts), name
+        assert (training["batcher"]["@batchers"] == "spacy.batch_by_sequence.v1") == ("docs" in setting.parts), name
+        rate = training["optimizer"]["learn_rate"]
+        assert isinstance(rate, dict) == ("stlr" in setting.parts), name
+        assert training["max_steps"] == (400 if {"docs", "stlr"} & set(setting.parts) else 0), name
+        schedule = training["before_update"]["@callbacks"]
+        assert schedule.endswith(".v3" if "staged" in setting.parts else ".v1"), name
+        assert (config["paths"]["init_tok2vec"] is not None) == setting.encoder == name.startswith("pretrained"), name
+    assert base["training"]["max_steps"] == 0 and "pooled_norm" not in base["components"]["textcat"]["model"]
+    assert set(screen.SETTINGS["pretrained-recipe"].parts) == set(screen.RECIPE)
+    # a batch size that grows with the updates goes on growing in the next epoch, as in spacy train
+    nlp = spacy.blank("en")
+    DocBin(docs=[nlp("a few words " * 4) for _ in range(500)]).to_disk(tmp_path / "train.spacy")  # 6,000 words
+    growing = base.copy()
+    growing["training"]["batcher"]["size"]["compound"] = 1.2
+    assert screen.word_batches(base, tmp_path / "train.spacy", 1) == 12  # about 500 words a batch
+    one, three = (screen.word_batches(growing, tmp_path / "train.spacy", epochs) for epochs in (1, 3))
+    assert one < three < 3 * one
 
 
 def test_decoding_scores_every_setting_and_picks_one_of_them(experiments):

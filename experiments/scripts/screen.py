@@ -18,6 +18,10 @@ under the same search:
   twice the config's, and (with the encoder) pretrained_encoder_schedule.v3
   with ULMFiT's rate decay of 1/2.6 per part and staged unfreezing over the
   first tenth of the updates;
+- `scratch-<part>` / `pretrained-<part>`: one part of the recipe alone,
+  `norm` (the pooled LayerNorm), `docs` (documents per batch), `stlr` (the
+  slanted-triangular rate over the config's own batches) and, from the
+  encoder only, `staged` (v3's decay and unfreezing);
 - `frozen`: the frozen-feature mode (`--frozen-config`, TextCatRNN.v2 with
   `pretrained`), the encoder run frozen and mixed into a fresh BiLSTM.
 
@@ -29,11 +33,13 @@ skipped, so an interrupted screen resumes with the setting it stopped in.
 """
 import math
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import spacy
 import typer
 from spacy.tokens import DocBin
+from spacy.util import registry
+from spacy.vocab import Vocab
 from thinc.api import Config
 from wasabi import msg
 
@@ -46,19 +52,33 @@ from rnnproject.reports import table
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def recipe(config: Config, steps: int, docs_per_batch: int) -> None:
-    """ULMFiT's fine-tuning recipe as config settings (see the module's docstring)."""
-    model = config["components"]["textcat"]["model"]
-    model["@architectures"] = "spacy_rnn.TextCatRNN.v2"
-    model["pooled_norm"] = "layer"
-    training = config["training"]
-    training["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": docs_per_batch, "get_length": None}
-    rate = training["optimizer"]["learn_rate"]
-    cut_frac = 0.1  # thinc's schedule needs num_steps * cut_frac >= 1
-    training["optimizer"]["learn_rate"] = {"@schedules": "slanted_triangular.v1", "max_rate": 2 * rate,
-                                           "num_steps": max(steps, math.ceil(1 / cut_frac)), "cut_frac": cut_frac,
-                                           "ratio": 32}
-    training["max_steps"] = steps
+RECIPE = ("norm", "docs", "stlr", "staged")  # ULMFiT's fine-tuning recipe, part by part ("staged": encoder only)
+
+
+def word_batches(config: Config, train_path: Path, epochs: int) -> int:
+    """Updates in `epochs` epochs of the config's own batcher over the training
+    Docs, the number a rate schedule needs (about: spaCy shuffles each epoch;
+    a batch size schedule goes on from one epoch to the next, as in training)."""
+    batcher = registry.resolve({"batcher": config["training"]["batcher"]})["batcher"]
+    docs = list(DocBin().from_disk(train_path).get_docs(Vocab()))
+    return sum(1 for _ in range(epochs) for _ in batcher(docs))
+
+
+def apply_recipe(config: Config, parts: Tuple[str, ...], steps: int, docs_per_batch: int) -> None:
+    """The parts of ULMFiT's recipe (see the module's docstring) as config settings."""
+    model, training = config["components"]["textcat"]["model"], config["training"]
+    if "norm" in parts:
+        model["@architectures"] = "spacy_rnn.TextCatRNN.v2"
+        model["pooled_norm"] = "layer"
+    if "docs" in parts:
+        training["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "size": docs_per_batch, "get_length": None}
+    if "stlr" in parts:
+        cut_frac = 0.1  # thinc's schedule needs num_steps * cut_frac >= 1
+        training["optimizer"]["learn_rate"] = {
+            "@schedules": "slanted_triangular.v1", "max_rate": 2 * training["optimizer"]["learn_rate"],
+            "num_steps": max(steps, math.ceil(1 / cut_frac)), "cut_frac": cut_frac, "ratio": 32}
+    if "docs" in parts or "stlr" in parts:
+        training["max_steps"] = steps
 
 
 def staged(config: Config, steps: int) -> None:
@@ -69,27 +89,35 @@ def staged(config: Config, steps: int) -> None:
 class Setting(NamedTuple):
     changes: str  # what it changes, for the table
     frozen: bool  # starts from the frozen-feature config
-    recipe: bool  # ULMFiT's recipe (with the encoder: also per-part rate decay and staged unfreezing)
+    parts: Tuple[str, ...]  # the parts of ULMFiT's recipe it takes
     encoder: bool  # starts from the pretrained encoder
 
 
 SETTINGS: Dict[str, Setting] = {
-    "scratch": Setting("the config as it is", False, False, False),
-    "pretrained": Setting("the config from the encoder", False, False, True),
-    "scratch-recipe": Setting("pooled LayerNorm, documents per batch, slanted-triangular rate", False, True, False),
+    "scratch": Setting("the config as it is", False, (), False),
+    "pretrained": Setting("the config from the encoder", False, (), True),
+    "scratch-recipe": Setting("pooled LayerNorm, documents per batch, slanted-triangular rate", False, RECIPE[:3], False),
     "pretrained-recipe": Setting("the recipe from the encoder, with per-part rate decay and staged unfreezing",
-                                 False, True, True),
-    "frozen": Setting("the frozen encoder's mixed states into a fresh BiLSTM", True, False, True),
+                                 False, RECIPE, True),
+    "frozen": Setting("the frozen encoder's mixed states into a fresh BiLSTM", True, (), True),
+    "scratch-norm": Setting("pooled LayerNorm", False, ("norm",), False),
+    "pretrained-norm": Setting("pooled LayerNorm, from the encoder", False, ("norm",), True),
+    "scratch-docs": Setting("documents per batch", False, ("docs",), False),
+    "pretrained-docs": Setting("documents per batch, from the encoder", False, ("docs",), True),
+    "scratch-stlr": Setting("slanted-triangular rate", False, ("stlr",), False),
+    "pretrained-stlr": Setting("slanted-triangular rate, from the encoder", False, ("stlr",), True),
+    "pretrained-staged": Setting("per-part rate decay and staged unfreezing, from the encoder", False, ("staged",), True),
 }
 
 
 def setting_config(setting: Setting, base: Config, encoder: Optional[Path], steps: int, docs_per_batch: int) -> Config:
+    """The config of one setting; `steps`: its updates (of `docs_per_batch`
+    Docs where it batches documents, else of the config's own batches)."""
     config = base.copy()
-    if setting.recipe:
-        recipe(config, steps, docs_per_batch)
+    apply_recipe(config, setting.parts, steps, docs_per_batch)
     if setting.encoder:
         config["paths"]["init_tok2vec"] = str(encoder)
-    if setting.recipe and setting.encoder:
+    if "staged" in setting.parts:
         staged(config, steps)
     return config
 
@@ -122,14 +150,19 @@ def main(
              f"of pretrain.py (got {encoder}).")
     paths = corpus_paths(corpus)
     n_train = len(DocBin().from_disk(paths["paths.train"]))
-    steps = math.ceil(n_train / docs_per_batch) * max_epochs
-    if max_steps:
-        steps = min(steps, max_steps)
+    word_steps = None  # updates of the config's own batches, counted where a setting needs them
     results_path = out_dir / f"{dataset}.json"
     results = read_json(results_path) if results_path.exists() else {}
     for name in settings.split():
         setting = SETTINGS[name]
         base = Config().from_disk(CONFIGS / (frozen_config if setting.frozen else config), interpolate=False)
+        steps = 0  # the updates of a setting whose rate or unfreezing follows them
+        if "docs" in setting.parts:
+            steps = math.ceil(n_train / docs_per_batch) * max_epochs
+        elif {"stlr", "staged"} & set(setting.parts):
+            word_steps = word_steps or word_batches(base, Path(paths["paths.train"]), max_epochs)
+            steps = word_steps
+        steps = min(steps, max_steps) if max_steps else steps
         cfg = setting_config(setting, base, encoder.resolve() if encoder else None, steps, docs_per_batch)
         cfg["training"]["max_epochs"] = max_epochs
         if max_steps:
