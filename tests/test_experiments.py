@@ -118,11 +118,11 @@ def test_each_screen_setting_changes_only_its_parts_of_the_recipe(monkeypatch, t
     assert set(screen.SETTINGS["pretrained-recipe"].parts) == set(screen.RECIPE)
     # a batch size that grows with the updates goes on growing in the next epoch, as in spacy train
     nlp = spacy.blank("en")
-    DocBin(docs=[nlp("a few words " * 4) for _ in range(500)]).to_disk(tmp_path / "train.spacy")  # 6,000 words
+    train = DocBin(docs=[nlp("a few words " * 4) for _ in range(500)])  # 6,000 words
     growing = base.copy()
     growing["training"]["batcher"]["size"]["compound"] = 1.2
-    assert screen.word_batches(base, tmp_path / "train.spacy", 1) == 12  # about 500 words a batch
-    one, three = (screen.word_batches(growing, tmp_path / "train.spacy", epochs) for epochs in (1, 3))
+    assert screen.word_batches(base, train, 1) == 12  # about 500 words a batch
+    one, three = (screen.word_batches(growing, train, epochs) for epochs in (1, 3))
     assert one < three < 3 * one
 
 

@@ -55,12 +55,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPE = ("norm", "docs", "stlr", "staged")  # ULMFiT's fine-tuning recipe, part by part ("staged": encoder only)
 
 
-def word_batches(config: Config, train_path: Path, epochs: int) -> int:
+def word_batches(config: Config, train: DocBin, epochs: int) -> int:
     """Updates in `epochs` epochs of the config's own batcher over the training
     Docs, the number a rate schedule needs (about: spaCy shuffles each epoch;
     a batch size schedule goes on from one epoch to the next, as in training)."""
     batcher = registry.resolve({"batcher": config["training"]["batcher"]})["batcher"]
-    docs = list(DocBin().from_disk(train_path).get_docs(Vocab()))
+    docs = list(train.get_docs(Vocab()))
     return sum(1 for _ in range(epochs) for _ in batcher(docs))
 
 
@@ -79,11 +79,9 @@ def apply_recipe(config: Config, parts: Tuple[str, ...], steps: int, docs_per_ba
             "num_steps": max(steps, math.ceil(1 / cut_frac)), "cut_frac": cut_frac, "ratio": 32}
     if "docs" in parts or "stlr" in parts:
         training["max_steps"] = steps
-
-
-def staged(config: Config, steps: int) -> None:
-    config["training"]["before_update"] = {"@callbacks": "spacy_rnn.pretrained_encoder_schedule.v3",
-                                           "layer_decay": round(1 / 2.6, 4), "unfreeze_steps": max(1, steps // 20)}
+    if "staged" in parts:
+        training["before_update"] = {"@callbacks": "spacy_rnn.pretrained_encoder_schedule.v3",
+                                     "layer_decay": round(1 / 2.6, 4), "unfreeze_steps": max(1, steps // 20)}
 
 
 class Setting(NamedTuple):
@@ -117,8 +115,6 @@ def setting_config(setting: Setting, base: Config, encoder: Optional[Path], step
     apply_recipe(config, setting.parts, steps, docs_per_batch)
     if setting.encoder:
         config["paths"]["init_tok2vec"] = str(encoder)
-    if "staged" in setting.parts:
-        staged(config, steps)
     return config
 
 
@@ -149,7 +145,7 @@ def main(
         fail(f"The settings {needs_encoder} start from a pretrained encoder: give --encoder, a model-last.bin "
              f"of pretrain.py (got {encoder}).")
     paths = corpus_paths(corpus)
-    n_train = len(DocBin().from_disk(paths["paths.train"]))
+    train_docs = DocBin().from_disk(paths["paths.train"])
     word_steps = None  # updates of the config's own batches, counted where a setting needs them
     results_path = out_dir / f"{dataset}.json"
     results = read_json(results_path) if results_path.exists() else {}
@@ -158,9 +154,9 @@ def main(
         base = Config().from_disk(CONFIGS / (frozen_config if setting.frozen else config), interpolate=False)
         steps = 0  # the updates of a setting whose rate or unfreezing follows them
         if "docs" in setting.parts:
-            steps = math.ceil(n_train / docs_per_batch) * max_epochs
+            steps = math.ceil(len(train_docs) / docs_per_batch) * max_epochs
         elif {"stlr", "staged"} & set(setting.parts):
-            word_steps = word_steps or word_batches(base, Path(paths["paths.train"]), max_epochs)
+            word_steps = word_steps or word_batches(base, train_docs, max_epochs)
             steps = word_steps
         steps = min(steps, max_steps) if max_steps else steps
         cfg = setting_config(setting, base, encoder.resolve() if encoder else None, steps, docs_per_batch)
