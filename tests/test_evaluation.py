@@ -143,6 +143,10 @@ def test_bench_compares_a_pretrained_config_with_itself_from_scratch(scripts, tm
     assert lines[0].startswith(f"- `{config}` pretrained ") and "vs TF-IDF + logistic regression" in lines[0]
     assert lines[1].startswith(f"- `{config}` pretrained ") and " vs itself from scratch " in lines[1]
     assert lines[1].endswith(" outside the noise")  # 60 vs 40 on 400 Docs
+    # without a baseline (e.g. the pretrained and the scratch side of one config alone) the pair is still compared
+    alone = bench.markdown(tmp_path, {"sarcasm": {key: runs[key] for key in (config, pretrained)}},
+                           [f"{config}.cfg"], {"sarcasm": seeds}, "header")
+    assert [line for line in alone.splitlines() if line.startswith("- ")] == lines[1:]
     compact = bench.summary({"sarcasm": runs}, [f"{config}.cfg"])
     assert [line.split(" | ")[0] for line in compact.splitlines()[2:]] == [
         f"| spacy-rnn `{config}.cfg`", f"| spacy-rnn `{config}.cfg`, pretrained encoder", "| TF-IDF + logistic regression"]

@@ -195,21 +195,23 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
     lines.append("")
     theirs = [key for key in records if key in BASELINES]
     ours = [key for key in records if key not in BASELINES]
-    if not (ours and theirs):
-        return lines
     alone = [key for key in ours if not is_ensemble(key)]
     scratch_pairs = []  # each pretrained config and the same config from scratch
     for key in ours:
         config, pretrained = split_key(key)
         if pretrained and config in records:
             scratch_pairs.append((key, config, ""))
+    if not ((ours and theirs) or scratch_pairs):
+        return lines
     metrics = ["accuracy"] + (["pairwise"] if pairwise else [])
     for metric in metrics:
-        best = {side: max(keys, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-                for side, keys in (("ours", ours), ("theirs", theirs))}
-        pairs = [(best["ours"], best["theirs"], "")]
-        what = ["best spacy-rnn config against the best baseline"]
-        if alone:
+        pairs, what = [], []
+        if theirs:
+            best = {side: max(keys, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
+                    for side, keys in (("ours", ours), ("theirs", theirs))}
+            pairs = [(best["ours"], best["theirs"], "")]
+            what = ["best spacy-rnn config against the best baseline"]
+        if theirs and alone:
             best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
             alone_pairs = [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
                            if (best_alone, baseline) != (best["ours"], best["theirs"])]
