@@ -211,12 +211,12 @@ def dataset_section(out_dir: Path, dataset: str, records: Dict[str, List[Dict]],
                     for side, keys in (("ours", ours), ("theirs", theirs))}
             pairs = [(best["ours"], best["theirs"], "")]
             what = ["best spacy-rnn config against the best baseline"]
-        if theirs and alone:
-            best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
-            alone_pairs = [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
-                           if (best_alone, baseline) != (best["ours"], best["theirs"])]
-            pairs += alone_pairs
-            what += ["the best RNN alone against each baseline"] if alone_pairs else []
+            if alone:
+                best_alone = max(alone, key=lambda k: numpy.mean([r[metric] for r in records[k]]))
+                alone_pairs = [(best_alone, baseline, " (the best RNN alone, no n-gram part)") for baseline in theirs
+                               if (best_alone, baseline) != (best["ours"], best["theirs"])]
+                pairs += alone_pairs
+                what += ["the best RNN alone against each baseline"] if alone_pairs else []
         pairs += scratch_pairs
         what += ["each pretrained config against itself from scratch"] if scratch_pairs else []
         heading = ", ".join(what)
