@@ -141,7 +141,8 @@ def test_pretrain_config_of_the_rnn_alone_has_the_same_encoder_without_the_linea
 def test_wide_pretrain_config_differs_only_in_widths(system):
     """pretrain_textcat_{lstm,ensemble_lstm}_w256.cfg are their w64 configs
     with a BiLSTM of width 256 over embeddings of width 128 (so one
-    pretrained encoder loads into both)."""
+    pretrained encoder loads into both); the RNN alone pretrains with the
+    language model's penalties that the bench measured (BiLM.v2, AR 2, TAR 1)."""
     from spacy.util import load_config
 
     narrow = load_config(REPO / "configs" / f"pretrain_textcat_{system}_w64.cfg")
@@ -149,6 +150,13 @@ def test_wide_pretrain_config_differs_only_in_widths(system):
     model = wide["components"]["textcat"]["model"]
     assert (model["width"], model["tok2vec"]["width"]) == (256, 128)
     model["width"], model["tok2vec"]["width"] = 64, 64
+    objective = wide["pretraining"]["objective"]
+    if system == "lstm":
+        assert objective.pop("@architectures") == "spacy_rnn.BiLM.v2"
+        assert {key: objective.pop(key) for key in ("activation_penalty", "temporal_penalty", "embedding_dropout",
+                                                    "weight_drop")} == {"activation_penalty": 2.0, "temporal_penalty": 1.0,
+                                                                        "embedding_dropout": 0.0, "weight_drop": 0.0}
+        objective["@architectures"] = "spacy_rnn.BiLM.v1"
     assert wide == narrow
 
 

@@ -264,7 +264,7 @@ def load_project(name: str):
 
 def test_the_user_project_is_small(project_yml):
     assert len((PROJECT / "project.yml").read_text(encoding="utf8").splitlines()) <= 500
-    assert len(project_yml["commands"]) <= 25
+    assert len(project_yml["commands"]) <= 26
     assert {"all", "sarcasm", "stars", "titles", "smoke"} == set(project_yml["workflows"])
 
 
@@ -340,29 +340,39 @@ def test_every_textcat_corpus_of_the_user_project_has_its_baselines(project_yml)
         assert any(dep.startswith(f"metrics/{name}/") for dep in evaluate["deps"]), name
 
 
-def test_the_reddit_pretraining_comes_before_the_sarcasm_report(project_yml):
-    """The Reddit pretraining (minutes) is in sarcasm and all, before the
-    sarcasm step that evaluates both classifiers and writes the report; the
-    long pretraining studies are the experiments project's."""
+@pytest.mark.parametrize("task,domain,train,dataset", [
+    ("sarcasm", "reddit", "train-sarcasm-pretrained", "sarcasm"), ("stars", "products", "train-stars", "marc")])
+def test_each_pretraining_comes_before_its_task_report(project_yml, task, domain, train, dataset):
+    """The Reddit and the product-review pretraining (minutes) are in their
+    task's workflow and in all, after the downloads of their text and before
+    the step that evaluates both classifiers and writes the report; the long
+    (movies) pretraining studies are the experiments project's."""
     workflows = project_yml["workflows"]
-    for name in ("all", "sarcasm"):
+    commands = {command["name"]: command for command in project_yml["commands"]}
+    downloaded = {output for step in workflows[task] if step.startswith("download-")
+                  for output in commands[step]["outputs"]}
+    assert {dep for dep in commands[f"pretrain-{domain}"]["deps"] if dep.startswith("assets/")} <= downloaded
+    for name in ("all", task):
         steps = workflows[name]
-        assert steps.index("pretrain-reddit") < steps.index("train-sarcasm-pretrained") < steps.index(
-            "evaluate-sarcasm"), name
+        assert steps.index(f"pretrain-{domain}") < steps.index(train) < steps.index(
+            f"evaluate-{task}"), name
+    assert f"metrics/{dataset}/rnn_pretrained.json" in commands[f"evaluate-{task}"]["outputs"]
     studies = load_project("experiments")["workflows"]
     assert {"pretraining", "screening", "phrases", "imdb", "decoding", "titles-other", "all"} == set(studies)
     assert "titles-other" not in studies["all"] and set(studies["titles-other"]) - set(studies["all"])
 
 
 @pytest.mark.parametrize("project,step,domain", [
-    ("project", "train-sarcasm-pretrained", "reddit"), ("experiments", "train-sst5-pretrained", "movies"),
+    ("project", "train-sarcasm-pretrained", "reddit"), ("project", "train-stars", "products"),
+    ("experiments", "train-sst5-pretrained", "movies"),
     ("experiments", "train-titles-pretrained", "products")])
 def test_each_task_starts_from_the_encoder_of_its_domain(project, step, domain):
     from spacy.util import load_config
 
     command = next(c for c in srsly.read_yaml(PROJECTS[project] / "project.yml")["commands"] if c["name"] == step)
     encoder = f"training/pretrain/{domain}/model-last.bin"
-    assert all(f"--paths.init_tok2vec {encoder}" in " ".join(line.split()) for line in command["script"])
+    fine_tunings = [" ".join(line.split()) for line in command["script"] if "pretrained_config}" in line]
+    assert fine_tunings and all(f"--paths.init_tok2vec {encoder}" in line for line in fine_tunings)
     assert encoder in command["deps"]
     # the title model's config has the tok2vec and encoder of the pretrain config, so the file loads
     variables = load_project("experiments")["vars"]
