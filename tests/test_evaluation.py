@@ -201,3 +201,23 @@ def test_fasttext_baseline_learns_a_toy_task_and_keeps_pair_ids(scripts, tmp_pat
     assert again["settings"] == record["settings"] and again["seed"] == 1
     rows = [json.loads(line) for line in (tmp_path / "out" / "fasttext_predictions.jsonl").read_text().splitlines()]
     assert rows[0]["text"] == "the film was " + rows[0]["text"].split()[3] + " and long" and "group" in rows[0]
+
+
+def test_spacy_baselines_not_chosen_leave_no_records_behind(scripts, tmp_path):
+    """baselines.py --spacy bow: an earlier run's ensemble and BiLSTM records
+    are removed (a report would show them beside this run's), the rest kept."""
+    _, baselines, _ = scripts
+    kept = ["bow.json", "bow_confusion.png", "tfidf.json", "fasttext.json", "rnn.json", "rnn_pretrained.json"]
+    dropped = ["ensemble.json", "ensemble_predictions.jsonl", "bilstm.json", "bilstm_learning_curve.png"]
+    for name in kept + dropped:
+        (tmp_path / name).write_text("{}")
+    baselines.drop_unchosen_records(tmp_path, ["bow"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_baselines_script_refuses_an_unknown_spacy_baseline(tmp_path):
+    result = subprocess.run([sys.executable, "scripts/baselines.py", "sarcasm", "--spacy", "bow cnn",
+                             "--metrics", str(tmp_path)], cwd=REPO / "project", capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and "Unknown spaCy baseline cnn: choose from bow, ensemble, bilstm." in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -162,6 +162,17 @@ def fasttext_cats(model, line: str, labels: List[str], all_scores: bool = False)
     return {label: found.get(label, 0.0) for label in labels}
 
 
+def drop_unchosen_records(out_dir: Path, chosen: List[str]) -> None:
+    """Remove the metrics files of spaCy baselines not chosen this time, so
+    that a report never shows a model of an earlier run beside this one."""
+    for key in set(SPACY_BASELINES) - set(chosen):
+        stale = [path for path in out_dir.glob(f"{key}*") if path.stem == key or path.stem.startswith(f"{key}_")]
+        for path in stale:
+            path.unlink()
+        if stale:
+            msg.info(f"Removed {len(stale)} files of spaCy's '{key}' baseline from {out_dir}: not chosen this time")
+
+
 def spacy_baseline(key: str, corpus: Path, out_dir: Path, training_dir: Path, stars: bool, gpu_id: int,
                    overrides: Dict) -> Dict:
     name, config = SPACY_BASELINES[key]
