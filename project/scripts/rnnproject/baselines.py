@@ -166,7 +166,7 @@ def drop_unchosen_records(out_dir: Path, chosen: List[str]) -> None:
     """Remove the metrics files of spaCy baselines not chosen this time, so
     that a report never shows a model of an earlier run beside this one."""
     for key in set(SPACY_BASELINES) - set(chosen):
-        stale = [path for path in out_dir.glob(f"{key}*") if path.stem == key or path.stem.startswith(f"{key}_")]
+        stale = [*out_dir.glob(f"{key}.*"), *out_dir.glob(f"{key}_*")]  # as write_outputs names them
         for path in stale:
             path.unlink()
         if stale:
